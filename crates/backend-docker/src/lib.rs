@@ -306,9 +306,27 @@ impl DockerBackend {
         }
 
         let mut guard = RemoveOnDrop { docker: self.docker.clone(), ids: Vec::new() };
+        let result = self.run_containers(spec, &ws, &mut guard, events).await;
+        // Removed before returning on every path; the guard only acts if this
+        // future is dropped before it gets here.
+        let removed = guard.remove_now().await;
+        let outcome = result?;
+        removed?;
+        Ok(outcome)
+    }
+
+    /// Creates, starts and waits for the job's containers, recording each one in
+    /// `guard` as soon as it exists.
+    async fn run_containers(
+        &self,
+        spec: &JobSpec,
+        ws: &Workspace,
+        guard: &mut RemoveOnDrop,
+        events: &dyn EventSink,
+    ) -> Result<Outcome> {
         let mut pumps = Vec::with_capacity(spec.containers.len());
         for c in &spec.containers {
-            let body = self.create_body(spec, c, &ws)?;
+            let body = self.create_body(spec, c, ws)?;
             let sinks = output::Sinks {
                 stdout: c.stdout.as_ref().map(|p| ws.create_file(p)).transpose()?.map(Into::into),
                 stderr: c.stderr.as_ref().map(|p| ws.create_file(p)).transpose()?.map(Into::into),
@@ -345,7 +363,7 @@ impl DockerBackend {
         }
         tracing::debug!(job = %spec.id, containers = guard.ids.len(), "job started");
 
-        let (exit_codes, timed_out) = self.wait_all(spec, &guard.ids, &ws, events).await?;
+        let (exit_codes, timed_out) = self.wait_all(spec, &guard.ids, ws, events).await?;
         for pump in pumps {
             match pump.await {
                 Ok(Ok(_)) => {}
@@ -362,16 +380,24 @@ impl DockerBackend {
                 .await
                 .map_err(|e| platform("inspect container", e))?;
             let state = inspected.state.unwrap_or_default();
+            let started_at = state.started_at.as_deref().and_then(time::parse_rfc3339);
+            // The engine records the start after the process may already have
+            // exited, so a very short program can appear to finish before it
+            // started; its run time is then as good as zero.
+            let finished_at = state
+                .finished_at
+                .as_deref()
+                .and_then(time::parse_rfc3339)
+                .map(|finished| started_at.map_or(finished, |started| finished.max(started)));
             containers.push(ContainerOutcome {
                 name: c.name.clone(),
                 exit_code: state.exit_code.or(exit_codes[i]),
-                started_at: state.started_at.as_deref().and_then(time::parse_rfc3339),
-                finished_at: state.finished_at.as_deref().and_then(time::parse_rfc3339),
+                started_at,
+                finished_at,
                 timed_out: timed_out[i],
                 oom_killed: state.oom_killed.unwrap_or(false),
             });
         }
-        guard.remove_now().await?;
         Ok(Outcome { containers, timed_out: timed_out.iter().any(|&t| t) })
     }
 
@@ -463,7 +489,7 @@ struct RemoveOnDrop {
 }
 
 impl RemoveOnDrop {
-    async fn remove_now(mut self) -> Result<()> {
+    async fn remove_now(&mut self) -> Result<()> {
         let ids = std::mem::take(&mut self.ids);
         for id in &ids {
             remove(&self.docker, id).await.map_err(|e| platform("remove container", e))?;
@@ -570,6 +596,62 @@ fn platform(operation: &'static str, e: impl Into<DockerError>) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use compute::{ContainerName, ContainerPath, EnvVar, Gpu, Mount, WorkspacePath};
+
+    fn backend() -> DockerBackend {
+        // The client connects lazily; building a create body never calls the engine.
+        let docker =
+            Docker::connect_with_http("http://127.0.0.1:9", 5, bollard::API_DEFAULT_VERSION)
+                .unwrap();
+        DockerBackend { docker, config: DockerConfig::default(), host_memory: 8 << 30 }
+    }
+
+    fn container(argv: &[&str]) -> ContainerSpec {
+        ContainerSpec::new(
+            ContainerName::new("main").unwrap(),
+            ImageRef::parse("busybox").unwrap(),
+            argv.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn argv_replaces_entrypoint_and_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(dir.path()).unwrap();
+        let spec = JobSpec::new(JobId::new("body-test").unwrap(), dir.path());
+        let body =
+            backend().create_body(&spec, &container(&["python3", "-c", "print(1)"]), &ws).unwrap();
+        assert_eq!(body.entrypoint, Some(vec!["python3".to_owned()]));
+        assert_eq!(body.cmd, Some(vec!["-c".to_owned(), "print(1)".to_owned()]));
+        let image_default = backend().create_body(&spec, &container(&[]), &ws).unwrap();
+        assert_eq!((image_default.entrypoint, image_default.cmd), (None, None));
+    }
+
+    #[test]
+    fn limits_default_to_the_host_and_gpus_become_device_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(dir.path()).unwrap();
+        let mut spec = JobSpec::new(JobId::new("body-test").unwrap(), dir.path());
+        spec.network = true;
+        let mut c = container(&["true"]);
+        c.resources.gpu = Some(Gpu { count: 2, sku: None });
+        c.env.push(EnvVar::plain("PYTHONUNBUFFERED", "0"));
+        c.mounts.push(Mount::ro(
+            WorkspacePath::new("input").unwrap(),
+            ContainerPath::new("/codalab/input").unwrap(),
+        ));
+        let body = backend().create_body(&spec, &c, &ws).unwrap();
+        let host = body.host_config.unwrap();
+        assert_eq!(host.memory, Some((8 << 30) - (512 << 20)));
+        assert_eq!(host.memory_swap, host.memory);
+        assert_eq!(host.nano_cpus, None);
+        assert_eq!(host.network_mode, None, "the engine's default network when asked for one");
+        let gpu = &host.device_requests.unwrap()[0];
+        assert_eq!(gpu.count, Some(2));
+        assert_eq!(gpu.capabilities, Some(vec![vec!["gpu".to_owned()]]));
+        assert_eq!(body.env, Some(vec!["PYTHONUNBUFFERED=0".to_owned()]), "a set value wins");
+        assert!(dir.path().join("input").is_dir(), "mount sources are created");
+    }
 
     #[test]
     fn credentials_go_only_to_their_registry() {

@@ -217,3 +217,17 @@ async fn mounts_and_outputs_cannot_leave_the_workspace() {
     }
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn a_container_the_engine_cannot_start_fails_the_job_and_leaves_nothing() {
+    let backend = backend().await;
+    let ws = tempfile::tempdir().unwrap();
+    // This engine has no GPU runtime, so it refuses to start the second container
+    // after the first one is already running.
+    let mut gpu = sh("gpu", "true");
+    gpu.resources.gpu = Some(Gpu { count: 1, sku: None });
+    let spec = job("no-gpu", ws.path(), vec![sh("first", "sleep 600"), gpu]);
+    let err = backend.run(&spec, &compute::NoEvents).await.unwrap_err();
+    assert!(matches!(err, Error::Platform { operation: "start container", .. }), "{err:?}");
+    assert!(containers_of(&backend, &spec.id).await.is_empty(), "removed before returning");
+}
