@@ -64,6 +64,7 @@ pub fn update_submission(
     extra: Map<String, Value>,
     secret: &str,
 ) -> TaskMessage {
-    let args = vec![job_id.clone(), json!({"status": status.as_str(), "extra": extra}), json!(secret)];
+    let args =
+        vec![job_id.clone(), json!({"status": status.as_str(), "extra": extra}), json!(secret)];
     TaskMessage::new(UPDATE_SUBMISSION, args)
 }

@@ -237,15 +237,16 @@ impl TaskConsumer {
         connection: ConnectionStatus,
     ) -> Option<Delivery> {
         let props = amqp::properties(&delivery.properties);
-        let checked = TaskMessage::decode(&props, &delivery.data, self.config.max_body).and_then(|task| {
-            match self.config.accept.iter().find(|(name, _)| *name == task.name) {
-                None => Err(DecodeError::UnknownTask(task.name)),
-                Some((_, check)) => match check(&task) {
-                    Ok(()) => Ok(task),
-                    Err(reason) => Err(DecodeError::InvalidArgs { task: task.name, reason }),
-                },
-            }
-        });
+        let checked =
+            TaskMessage::decode(&props, &delivery.data, self.config.max_body).and_then(|task| {
+                match self.config.accept.iter().find(|(name, _)| *name == task.name) {
+                    None => Err(DecodeError::UnknownTask(task.name)),
+                    Some((_, check)) => match check(&task) {
+                        Ok(()) => Ok(task),
+                        Err(reason) => Err(DecodeError::InvalidArgs { task: task.name, reason }),
+                    },
+                }
+            });
         match checked {
             Ok(task) => Some(Delivery {
                 task,
@@ -279,7 +280,8 @@ async fn attach(connection: &Connection, config: &ConsumerConfig) -> Result<Chan
     let attach_error = |source| Error::Attach { queue: config.queue.clone(), source };
     let channel = connection.create_channel().await.map_err(attach_error)?;
     let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-    match channel.queue_declare(config.queue.as_str().into(), passive, FieldTable::default()).await {
+    match channel.queue_declare(config.queue.as_str().into(), passive, FieldTable::default()).await
+    {
         Ok(_) => return Ok(channel),
         // 404 closes the channel: declare on a fresh one.
         Err(e) if reply_code(&e) == Some(404) => {}
@@ -288,7 +290,10 @@ async fn attach(connection: &Connection, config: &ConsumerConfig) -> Result<Chan
     let channel = connection.create_channel().await.map_err(attach_error)?;
     let durable = QueueDeclareOptions { durable: true, ..Default::default() };
     let arguments = amqp::table_from_json(&config.declare_arguments);
-    channel.queue_declare(config.queue.as_str().into(), durable, arguments).await.map_err(attach_error)?;
+    channel
+        .queue_declare(config.queue.as_str().into(), durable, arguments)
+        .await
+        .map_err(attach_error)?;
     tracing::info!(queue = %config.queue, "declared the queue, which did not exist");
     Ok(channel)
 }

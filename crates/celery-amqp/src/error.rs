@@ -43,7 +43,9 @@ pub enum Error {
         reason: String,
     },
     /// The message could not be routed to any queue.
-    #[error("the message to exchange {exchange:?} with routing key {routing_key:?} reached no queue")]
+    #[error(
+        "the message to exchange {exchange:?} with routing key {routing_key:?} reached no queue"
+    )]
     Unroutable {
         /// The exchange.
         exchange: String,
@@ -83,11 +85,26 @@ impl Error {
         match self {
             Error::Connect { source, .. } | Error::Broker { source, .. } => {
                 !matches!(reply_code(source), Some(403 | 404 | 406 | 530))
+                    && !is_tls_refusal(source)
             }
             Error::Attach { source, .. } => !matches!(reply_code(source), Some(403 | 406)),
-            Error::Ack(_) | Error::DeliveryLost | Error::Nack | Error::PublishTimeout { .. } => true,
-            Error::Tls(_) | Error::PublishRefused { .. } | Error::Unroutable { .. } | Error::Decode(_) => false,
+            Error::Ack(_) | Error::DeliveryLost | Error::Nack | Error::PublishTimeout { .. } => {
+                true
+            }
+            Error::Tls(_)
+            | Error::PublishRefused { .. }
+            | Error::Unroutable { .. }
+            | Error::Decode(_) => false,
         }
+    }
+}
+
+/// A TLS handshake that failed on the certificate: the same broker will refuse
+/// again until someone changes the configuration.
+fn is_tls_refusal(e: &lapin::Error) -> bool {
+    match e.kind() {
+        lapin::ErrorKind::IOError(io) => io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
     }
 }
 

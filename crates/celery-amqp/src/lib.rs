@@ -42,6 +42,8 @@ pub mod codalab;
 mod connect;
 mod consumer;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 mod publisher;
 mod uri;
@@ -49,7 +51,9 @@ mod uri;
 pub use connect::BrokerOptions;
 pub use consumer::{ArgsCheck, ConsumerConfig, Delivery, TaskConsumer};
 pub use error::{Error, Result};
-pub use message::{DEFAULT_MAX_BODY, DecodeError, Encoded, JSON, Properties, TaskMessage, new_task_id};
+pub use message::{
+    DEFAULT_MAX_BODY, DecodeError, Encoded, JSON, Properties, TaskMessage, new_task_id,
+};
 pub use publisher::{Publisher, PublisherConfig};
 pub use uri::{BrokerUrl, InvalidBrokerUrl};
 

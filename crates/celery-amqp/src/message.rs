@@ -49,7 +49,8 @@ pub struct TaskMessage {
     pub soft_time_limit: Option<f64>,
     /// Hard time limit in seconds.
     pub time_limit: Option<f64>,
-    /// Id of the first task of the workflow.
+    /// Id of the first task of the workflow; the task's own id when it is the
+    /// first (protocol 1 has no other).
     pub root_id: Option<String>,
     /// Id of the task that sent this one.
     pub parent_id: Option<String>,
@@ -195,6 +196,14 @@ pub struct Encoded {
     pub body: Vec<u8>,
 }
 
+impl Encoded {
+    /// The properties as lapin sends them: persistent, with the headers typed as
+    /// py-amqp types them.
+    pub fn basic_properties(&self) -> lapin::BasicProperties {
+        crate::amqp::basic_properties(&self.properties)
+    }
+}
+
 /// A random (version 4) UUID, as Celery uses for task ids.
 pub fn new_task_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -243,7 +252,10 @@ fn time_limits(map: &Map<String, Value>) -> Result<(Option<f64>, Option<f64>), D
     }
 }
 
-fn args_and_kwargs(args: Value, kwargs: Value) -> Result<(Vec<Value>, Map<String, Value>), DecodeError> {
+fn args_and_kwargs(
+    args: Value,
+    kwargs: Value,
+) -> Result<(Vec<Value>, Map<String, Value>), DecodeError> {
     let Value::Array(args) = args else { return Err(malformed("args is not a list")) };
     let kwargs = match kwargs {
         Value::Object(kwargs) => kwargs,
@@ -264,10 +276,12 @@ fn decode_v2(headers: &Map<String, Value>, body: Value) -> Result<TaskMessage, D
     let args = parts.swap_remove(0);
     let (args, kwargs) = args_and_kwargs(args, kwargs)?;
     let (time_limit, soft_time_limit) = time_limits(headers)?;
+    let id = required_string(headers, "id")?;
     Ok(TaskMessage {
         protocol: 2,
         name: required_string(headers, "task")?,
-        id: required_string(headers, "id")?,
+        root_id: Some(string_field(headers, "root_id")?.unwrap_or_else(|| id.clone())),
+        id,
         args,
         kwargs,
         retries: retries(headers)?,
@@ -275,7 +289,6 @@ fn decode_v2(headers: &Map<String, Value>, body: Value) -> Result<TaskMessage, D
         expires: string_field(headers, "expires")?,
         soft_time_limit,
         time_limit,
-        root_id: string_field(headers, "root_id")?,
         parent_id: string_field(headers, "parent_id")?,
         group: string_field(headers, "group")?,
         priority: None,
@@ -316,7 +329,8 @@ pub(crate) mod repr {
 
     const MAX: usize = 1024;
     const ELIDED: &str = "'***'";
-    const SECRET_KEYS: [&str; 7] = ["secret", "password", "passwd", "token", "key", "sig", "signature"];
+    const SECRET_KEYS: [&str; 7] =
+        ["secret", "password", "passwd", "token", "key", "sig", "signature"];
 
     pub(crate) fn args(args: &[Value], secrets: &[&str]) -> String {
         let mut out = String::from("(");
@@ -353,7 +367,8 @@ pub(crate) mod repr {
 
     /// Azure SAS and S3 presigned URLs carry their credential in the query.
     fn is_signed_url(s: &str) -> bool {
-        s.contains('?') && (s.contains("sig=") || s.contains("Signature=") || s.contains("Credential="))
+        s.contains('?')
+            && (s.contains("sig=") || s.contains("Signature=") || s.contains("Credential="))
     }
 
     fn is_secret_key(key: &str) -> bool {
@@ -461,7 +476,8 @@ mod tests {
 
     #[test]
     fn other_serializers_are_never_deserialized() {
-        for ct in ["application/x-python-serialize", "application/x-yaml", "application/x-msgpack"] {
+        for ct in ["application/x-python-serialize", "application/x-yaml", "application/x-msgpack"]
+        {
             let props = Properties { content_type: Some(ct.into()), ..v2_props("t") };
             // A pickle that would run code if it were loaded.
             let body = b"cos\nsystem\n(S'touch /tmp/pwned'\ntR.";
@@ -484,13 +500,15 @@ mod tests {
 
     #[test]
     fn encoding_then_decoding_gives_the_task_back() {
-        let mut task = TaskMessage::new("compute_worker_run", vec![json!(7), json!({"a": [1, null]})]);
+        let mut task =
+            TaskMessage::new("compute_worker_run", vec![json!(7), json!({"a": [1, null]})]);
         task.soft_time_limit = Some(3900.0);
         task.priority = Some(2);
         task.kwargs.insert("k".into(), json!(true));
         for protocol in [1, 2] {
             let encoded = task.encode(protocol, "1@host", &[]);
-            let mut back = TaskMessage::decode(&encoded.properties, &encoded.body, DEFAULT_MAX_BODY).unwrap();
+            let mut back =
+                TaskMessage::decode(&encoded.properties, &encoded.body, DEFAULT_MAX_BODY).unwrap();
             assert_eq!(back.protocol, protocol);
             back.protocol = task.protocol;
             assert_eq!(back, task);

@@ -137,15 +137,22 @@ impl Publisher {
             confirm.await
         }
         .await;
-        let refused = |e: &lapin::Error| Error::PublishRefused { exchange: exchange.clone(), reason: reply_text(e) };
+        let refused = |e: &lapin::Error| Error::PublishRefused {
+            exchange: exchange.clone(),
+            reason: reply_text(e),
+        };
         match result {
             Ok(Confirmation::Ack(None)) => Ok(()),
-            Ok(Confirmation::Ack(Some(_))) | Ok(Confirmation::Nack(Some(_))) => Err(Error::Unroutable {
-                exchange: exchange.clone(),
-                routing_key: self.config.routing_key.clone(),
-            }),
+            Ok(Confirmation::Ack(Some(_))) | Ok(Confirmation::Nack(Some(_))) => {
+                Err(Error::Unroutable {
+                    exchange: exchange.clone(),
+                    routing_key: self.config.routing_key.clone(),
+                })
+            }
             Ok(Confirmation::Nack(None)) => Err(Error::Nack),
-            Ok(Confirmation::NotRequested) => unreachable!("confirms are selected on every channel"),
+            Ok(Confirmation::NotRequested) => {
+                unreachable!("confirms are selected on every channel")
+            }
             Err(e) if matches!(reply_code(&e), Some(403 | 404)) => {
                 // The channel is closed by the refusal: start afresh next time.
                 *session = None;
@@ -197,17 +204,28 @@ impl Publisher {
             Declare::Exchange => {
                 let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
                 let kind = ExchangeKind::Direct;
-                channel.exchange_declare(exchange.into(), kind, durable, FieldTable::default()).await
+                channel
+                    .exchange_declare(exchange.into(), kind, durable, FieldTable::default())
+                    .await
             }
             Declare::Queue => {
                 let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-                channel.queue_declare(queue.as_str().into(), durable, FieldTable::default()).await.map(drop)
+                channel
+                    .queue_declare(queue.as_str().into(), durable, FieldTable::default())
+                    .await
+                    .map(drop)
             }
             Declare::Binding => {
                 let key = self.config.routing_key.as_str();
                 let options = QueueBindOptions::default();
                 channel
-                    .queue_bind(queue.as_str().into(), exchange.into(), key.into(), options, FieldTable::default())
+                    .queue_bind(
+                        queue.as_str().into(),
+                        exchange.into(),
+                        key.into(),
+                        options,
+                        FieldTable::default(),
+                    )
                     .await
             }
         }

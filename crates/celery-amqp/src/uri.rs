@@ -57,12 +57,15 @@ impl BrokerUrl {
         let (username, password) = match userinfo {
             Some(u) => {
                 let (user, pass) = u.split_once(':').unwrap_or((u, ""));
-                (decode(user).map_err(|_| bad("the user name is badly percent-encoded"))?,
-                 decode(pass).map_err(|_| bad("the password is badly percent-encoded"))?)
+                (
+                    decode(user).map_err(|_| bad("the user name is badly percent-encoded"))?,
+                    decode(pass).map_err(|_| bad("the password is badly percent-encoded"))?,
+                )
             }
             None => ("guest".to_owned(), "guest".to_owned()),
         };
-        let (host, port) = split_host_port(hostport).ok_or_else(|| bad("the host or port is malformed"))?;
+        let (host, port) =
+            split_host_port(hostport).ok_or_else(|| bad("the host or port is malformed"))?;
         let host = decode(host).map_err(|_| bad("the host is badly percent-encoded"))?;
         let host = if host.is_empty() { "localhost".to_owned() } else { host };
         let port = port.unwrap_or(if tls { 5671 } else { 5672 });
@@ -72,10 +75,19 @@ impl BrokerUrl {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             if k == "heartbeat" {
-                heartbeat = Some(v.parse().map_err(|_| bad("heartbeat is not a number of seconds"))?);
+                heartbeat =
+                    Some(v.parse().map_err(|_| bad("heartbeat is not a number of seconds"))?);
             }
         }
-        Ok(BrokerUrl { tls, username, password: Secret::new(password), host, port, vhost, heartbeat })
+        Ok(BrokerUrl {
+            tls,
+            username,
+            password: Secret::new(password),
+            host,
+            port,
+            vhost,
+            heartbeat,
+        })
     }
 
     /// The same broker with TLS on, as `BROKER_USE_SSL` asks; the port moves to
@@ -179,10 +191,15 @@ mod tests {
 
     #[test]
     fn reads_codalab_broker_urls() {
-        let u = BrokerUrl::parse("pyamqp://codalab:p%40ss%2Fw@rabbit.example.org:5672/comp%2Fvhost").unwrap();
+        let u =
+            BrokerUrl::parse("pyamqp://codalab:p%40ss%2Fw@rabbit.example.org:5672/comp%2Fvhost")
+                .unwrap();
         assert!(!u.tls);
         assert_eq!((u.username.as_str(), u.password.expose()), ("codalab", "p@ss/w"));
-        assert_eq!((u.host.as_str(), u.port, u.vhost.as_str()), ("rabbit.example.org", 5672, "comp/vhost"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.vhost.as_str()),
+            ("rabbit.example.org", 5672, "comp/vhost")
+        );
 
         let slash = BrokerUrl::parse("amqp://guest:guest@127.0.0.1//").unwrap();
         assert_eq!(slash.vhost, "/");
@@ -207,7 +224,13 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_broker() {
-        for bad in ["redis://h", "h:5672", "amqp://u:p@h:99999/", "amqp://u:%zz@h/", "amqp://h/?heartbeat=x"] {
+        for bad in [
+            "redis://h",
+            "h:5672",
+            "amqp://u:p@h:99999/",
+            "amqp://u:%zz@h/",
+            "amqp://h/?heartbeat=x",
+        ] {
             assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
         }
     }

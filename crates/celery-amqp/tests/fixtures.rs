@@ -60,7 +60,10 @@ fn every_captured_message_decodes() {
             assert_eq!(task.args[1]["status"], json!(status));
             assert_eq!(task.args[2], json!("6f1c2a9e-2f7b-4a55-9d3e-0c8f5b7a1d22"));
         }
-        assert_eq!(tasks[2].args[1]["extra"]["traceback"], json!("Traceback (most recent call last):\n  boom\n"));
+        assert_eq!(
+            tasks[2].args[1]["extra"]["traceback"],
+            json!("Traceback (most recent call last):\n  boom\n")
+        );
     }
 }
 
