@@ -13,7 +13,9 @@ use celery_amqp::codalab::{self, COMPUTE_WORKER_RUN};
 use celery_amqp::{
     BrokerOptions, BrokerUrl, ConsumerConfig, Publisher, PublisherConfig, TaskConsumer, TaskMessage,
 };
-use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
@@ -72,9 +74,10 @@ fn kombu(args: &[&str]) -> Value {
 }
 
 /// Fills a queue with `count` small `compute_worker_run` messages as Celery
-/// encodes them (protocol 2), without confirms.
+/// encodes them (protocol 2), waiting for the confirmations only at the end.
 async fn fill(conn: &Connection, queue: &str, count: usize) {
     let channel = conn.create_channel().await.unwrap();
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     let options = QueueDeclareOptions { durable: true, ..Default::default() };
     let mut args = FieldTable::default();
     args.insert("x-max-priority".into(), AMQPValue::LongInt(2));
@@ -95,7 +98,8 @@ async fn fill(conn: &Connection, queue: &str, count: usize) {
             .await
             .unwrap();
     }
-    // A synchronous call: every publish before it has been routed.
+    let returned = channel.wait_for_confirms().await.unwrap();
+    assert!(returned.is_empty(), "every message was routed");
     let passive = QueueDeclareOptions { passive: true, ..Default::default() };
     let declared =
         channel.queue_declare(queue.into(), passive, FieldTable::default()).await.unwrap();
