@@ -282,7 +282,8 @@ async fn the_steps_folder_lives_from_prediction_to_the_end_of_scoring() {
     );
     let run = run_txt(&blobs, "predict.txt", &[("program", submission)]);
     let args = task_args(&blobs, &run, &busybox(), true, 60);
-    let report = runner.run("task-steps-predict", &args, &codalab_run::Recorded::default()).await.unwrap();
+    let report =
+        runner.run("task-steps-predict", &args, &codalab_run::Recorded::default()).await.unwrap();
     assert_eq!(report.status, Status::Finished, "{:?}", report.traceback);
     let steps: Vec<_> = std::fs::read_dir(work.path().join("steps")).unwrap().flatten().collect();
     assert_eq!(steps.len(), 1, "one steps folder for the submission");
@@ -296,12 +297,18 @@ async fn the_steps_folder_lives_from_prediction_to_the_end_of_scoring() {
         "ingestion.zip",
         &zip(&[("metadata", "command: sh -c 'echo ingestion saw $(cat $STEPS/note.txt)'\n", FILE)]),
     );
-    let run = run_txt(&blobs, "score.txt", &[("program", scoring), ("ingestion_program", ingestion)]);
+    let run =
+        run_txt(&blobs, "score.txt", &[("program", scoring), ("ingestion_program", ingestion)]);
     let mut args = task_args(&blobs, &run, &busybox(), false, 60);
     args.insert("submission_id".into(), json!(std::process::id()));
-    let report = runner.run("task-steps-score", &args, &codalab_run::Recorded::default()).await.unwrap();
+    let report =
+        runner.run("task-steps-score", &args, &codalab_run::Recorded::default()).await.unwrap();
     assert_eq!(report.status, Status::Finished, "{:?}", report.traceback);
     assert_eq!(unzip(&blobs.get("output.zip").unwrap())["scored.txt"], "from-prediction\n");
     assert_eq!(blobs.get_text("ingestion_stdout.txt").unwrap(), "ingestion saw from-prediction\n");
-    assert_eq!(std::fs::read_dir(work.path().join("steps")).unwrap().count(), 0, "removed after scoring");
+    assert_eq!(
+        std::fs::read_dir(work.path().join("steps")).unwrap().count(),
+        0,
+        "removed after scoring"
+    );
 }
