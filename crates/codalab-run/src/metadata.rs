@@ -57,14 +57,22 @@ impl Metadata {
     }
 
     /// The program's commands: `command` as one string or a list of strings, each
-    /// trimmed, empty ones dropped.
+    /// trimmed, empty ones dropped. A scalar YAML reads as something else
+    /// (`command: true`) is taken as the text written.
     pub fn commands(&self) -> Vec<String> {
-        let strings: Vec<&str> = match self.get("command") {
-            Some(Value::String(s)) => vec![s],
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
+        fn text(v: &Value) -> Option<String> {
+            match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Bool(_) | Value::Number(_) => Some(v.to_string()),
+                _ => None,
+            }
+        }
+        let texts: Vec<String> = match self.get("command") {
+            Some(Value::Array(items)) => items.iter().filter_map(text).collect(),
+            Some(v) => text(v).into_iter().collect(),
+            None => Vec::new(),
         };
-        strings.into_iter().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        texts.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(str::to_owned).collect()
     }
 
     /// As a JSON object.
@@ -154,6 +162,7 @@ mod tests {
             Metadata::parse("command:\n  - python a.py\n  - ' python b.py '\n  - ''\n").unwrap();
         assert_eq!(list.commands(), ["python a.py", "python b.py"]);
         assert!(Metadata::parse("").unwrap().commands().is_empty());
+        assert_eq!(Metadata::parse("command: true\n").unwrap().commands(), ["true"]);
     }
 
     #[test]

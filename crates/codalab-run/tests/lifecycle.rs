@@ -312,3 +312,21 @@ async fn the_steps_folder_lives_from_prediction_to_the_end_of_scoring() {
         "removed after scoring"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_upload_target_hands_the_task_back_without_a_final_status() {
+    let blobs = Blobs::new(Store::Azurite, "retry");
+    let work = tempfile::tempdir().unwrap();
+    let runner = runner_with(work.path(), |c| c.transfer.attempts = 2).await;
+    let scoring = blobs.put_bytes("scoring.zip", &zip(&[("metadata", "command: true\n", FILE)]));
+    let run = run_txt(&blobs, "run.txt", &[("program", scoring)]);
+    let mut args = task_args(&blobs, &run, &busybox(), false, 60);
+    // Nothing listens on port 1: a network failure, which may pass.
+    args.insert("output_url".into(), json!("http://127.0.0.1:1/output.zip?sig=x"));
+    let statuses = codalab_run::Recorded::default();
+    let retry = runner.run("task-retry", &args, &statuses).await.unwrap_err();
+    assert!(retry.to_string().contains("retried"), "{retry}");
+    let updates = statuses.updates();
+    assert_eq!(updates.len(), 1, "only `running` was sent: {updates:?}");
+    assert!(files_under(work.path()).is_empty(), "the workspace is removed all the same");
+}
