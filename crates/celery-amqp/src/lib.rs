@@ -57,14 +57,4 @@ pub use message::{
 pub use publisher::{Publisher, PublisherConfig};
 pub use uri::{BrokerUrl, InvalidBrokerUrl};
 
-/// An error and its sources on one line, `outer: inner: innermost`.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use compute::error_chain;

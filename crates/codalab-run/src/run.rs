@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use compute::{
     ComputeBackend, ContainerName, ContainerPath, ContainerSpec, EnvVar, Event, Gpu, ImageRef,
-    JobId, JobSpec, Mount, Outcome, RegistryCredentials, WorkspacePath,
+    JobId, JobSpec, Mount, Outcome, RegistryCredentials, WorkspacePath, error_chain as chain,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -101,17 +101,6 @@ enum Failure {
     Permanent(String),
     /// Worth retrying.
     Transient(Box<dyn std::error::Error + Send + Sync>),
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 impl From<BundleError> for Failure {

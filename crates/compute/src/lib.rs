@@ -90,7 +90,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, error_chain};
 pub use image::{DEFAULT_REGISTRY, ImageRef, InvalidImageRef};
 pub use names::{ContainerName, ContainerPath, InvalidName, JobId, WorkspacePath};
 pub use outcome::{ContainerOutcome, Event, EventSink, NoEvents, Outcome};
