@@ -1,7 +1,6 @@
 //! One `compute_worker_run` task from start to end.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use compute::{
@@ -414,12 +413,20 @@ impl<B: ComputeBackend> Runner<B> {
             c.stdout = Some(ws.wp(&format!("{}/{round}-{logs}.stdout", local::LOGS)));
             c.stderr = Some(ws.wp(&format!("{}/{round}-{logs}.stderr", local::LOGS)));
         };
+        let build = |name: &str, role: Role, command: &str, image_name: Option<&str>, mounts| {
+            let argv = argv(command, role)
+                .map_err(|e| Failure::Permanent(format!("{} command: {e}", describe(name))))?;
+            let mut c = ContainerSpec::new(
+                ContainerName::new(name).expect("valid"),
+                image(image_name)?,
+                argv,
+            );
+            c.mounts = mounts;
+            common(&mut c, name);
+            Ok::<_, Failure>(c)
+        };
         if let Some(command) = program_command {
-            let argv = argv(command, Role::Program)
-                .map_err(|e| Failure::Permanent(format!("program command: {e}")))?;
-            let name = ContainerName::new("program").expect("valid");
-            let mut c = ContainerSpec::new(name, image(args.docker_image.as_deref())?, argv);
-            c.mounts = vec![
+            let mounts = vec![
                 mount(local::PROGRAM, container::PROGRAM, false),
                 mount(local::INPUT, container::INPUT, true),
                 mount(local::OUTPUT, container::OUTPUT, false),
@@ -427,17 +434,11 @@ impl<B: ComputeBackend> Runner<B> {
                 mount(local::SHARED, container::SHARED, false),
                 steps.clone(),
             ];
-            common(&mut c, "program");
-            job.containers.push(c);
+            let image_name = args.docker_image.as_deref();
+            job.containers.push(build("program", Role::Program, command, image_name, mounts)?);
         }
         if let Some(command) = ingestion_command {
-            let argv = argv(command, Role::Ingestion)
-                .map_err(|e| Failure::Permanent(format!("ingestion command: {e}")))?;
-            let name = ContainerName::new("ingestion").expect("valid");
-            let image_name =
-                args.ingestion_program_docker_image.as_deref().or(args.docker_image.as_deref());
-            let mut c = ContainerSpec::new(name, image(image_name)?, argv);
-            c.mounts = vec![
+            let mounts = vec![
                 mount(local::INGESTION_PROGRAM, container::INGESTION_PROGRAM, true),
                 mount(local::PROGRAM, container::PROGRAM, true),
                 mount(local::INPUT, container::INPUT, true),
@@ -447,8 +448,9 @@ impl<B: ComputeBackend> Runner<B> {
                 mount(local::HIDDEN, container::HIDDEN, true),
                 steps,
             ];
-            common(&mut c, "ingestion");
-            job.containers.push(c);
+            let image_name =
+                args.ingestion_program_docker_image.as_deref().or(args.docker_image.as_deref());
+            job.containers.push(build("ingestion", Role::Ingestion, command, image_name, mounts)?);
         }
         Ok(job)
     }
@@ -741,12 +743,4 @@ fn debug_metadata(hostname: &str, when: &str) -> Map<String, Value> {
         json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
     );
     m
-}
-
-/// Keeps a backend shareable between runners.
-impl<B: ComputeBackend + ?Sized> Runner<Arc<B>> {
-    /// A runner on a shared backend.
-    pub fn shared(backend: Arc<B>, config: RunnerConfig) -> Self {
-        Runner::new(backend, config)
-    }
 }

@@ -160,11 +160,7 @@ pub fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
     out
 }
 
-/// The upload targets of a task, as the site signs them.
-pub struct Targets {
-    pub names: Vec<(&'static str, &'static str)>,
-}
-
+/// The upload targets of a task, as the site signs them: key and blob name.
 pub const TARGETS: [(&str, &str); 7] = [
     ("stdout_url", "stdout.txt"),
     ("stderr_url", "stderr.txt"),
