@@ -1,0 +1,3 @@
+//! Azure Files for aci-worker.
+
+pub mod auth;
