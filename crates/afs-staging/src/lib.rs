@@ -1,3 +1,75 @@
-//! Azure Files for aci-worker.
+//! Azure Files for aci-worker: a REST client and per-run staging of workspaces.
+//!
+//! Azure Container Instances containers see files only through Azure File shares.
+//! This crate moves a run's workspace onto shares before the containers start and
+//! the results back afterwards:
+//!
+//! - [`auth`] signs requests with SharedKey (HMAC-SHA256 over the canonical request)
+//!   or carries a SAS token, and verifies both (the emulator uses the same code);
+//! - [`FileClient`] speaks the Azure Files REST API (pinned
+//!   [`API_VERSION`](client::API_VERSION)): shares, directories, files, 4 MiB ranges,
+//!   listings with continuation, properties; it retries timeouts, 408, 429 and 5xx
+//!   with backoff and honours `Retry-After`. Errors carry the storage error code and
+//!   request id and never a key, signature or token;
+//! - [`Stager`] publishes chosen workspace folders to a fresh pair of shares per run
+//!   (one for what every container sees, one for hidden data), collects results,
+//!   follows a file while the run goes on ([`Watch`]) and deletes the shares. All
+//!   transfers run with bounded parallelism: at most
+//!   [`StagingConfig::parallel_requests`] requests, each holding at most one 4 MiB
+//!   range in memory. A mounted mode does the same with file copies on a share
+//!   mounted on the host.
+//!
+//! # Example
+//!
+//! Publish a folder, let something run, bring its output back, delete the shares:
+//!
+//! ```no_run
+//! use afs_staging::auth::SharedKey;
+//! use afs_staging::*;
+//! use compute::{JobId, WorkspacePath};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = SharedKey::new("devstoreaccount1", "AAECAwQFBgcICQoLDA0ODw==")?;
+//! let client = FileClient::new(ClientConfig::new(
+//!     "http://127.0.0.1:10004/devstoreaccount1",
+//!     Credential::SharedKey(key),
+//! ))?;
+//! let stager = Stager::shares(client, StagingConfig::default());
+//! let shares = stager.shares_for(&JobId::new("job-1")?);
+//! let workspace = std::path::Path::new("/var/lib/aci-worker/jobs/job-1");
+//! let uploads = [Upload {
+//!     local: WorkspacePath::new("run")?,
+//!     kind: ShareKind::Run,
+//!     remote: RemotePath::new("run")?,
+//! }];
+//! let result = async {
+//!     stager.publish(&shares, workspace, &uploads).await?;
+//!     // ... containers mount `shares.run.share` and run ...
+//!     let downloads = [Download {
+//!         kind: ShareKind::Run,
+//!         remote: RemotePath::new("run/output")?,
+//!         local: WorkspacePath::new("run/output")?,
+//!     }];
+//!     stager.collect(&shares, workspace, &downloads).await
+//! }
+//! .await;
+//! stager.discard(&shares).await?; // also after a failure
+//! result?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod auth;
+pub mod client;
+pub mod error;
+pub mod path;
+pub mod staging;
+mod xml;
+
+pub use client::{ClientConfig, Credential, DirEntry, FileClient, FileVersion, ShareItem};
+pub use error::Error;
+pub use path::RemotePath;
+pub use staging::{
+    Download, RunShares, ShareKind, ShareLocation, Stager, StagingConfig, TransferStats, Upload,
+    Watch,
+};

@@ -1,0 +1,934 @@
+//! Moving a run's workspace to Azure Files and back.
+//!
+//! Each run gets two shares named after its job id: `<job>-run` for what every
+//! container sees and `<job>-hidden` for data only some containers may mount (a
+//! share is the unit an ACI volume mounts). [`Stager::publish`] uploads chosen
+//! workspace folders and files into them, [`Stager::collect`] brings chosen paths
+//! back, [`Watch`] follows one file while the run goes on, and [`Stager::discard`]
+//! deletes both shares. The names depend only on the job id, so a worker that
+//! restarts, or a cleanup that knows only the id, finds the same shares.
+//!
+//! In mounted mode ([`Stager::mounted`]) the same operations copy files into and
+//! out of one share that is mounted on the worker's host (CIFS), each run under its
+//! own folder. Every run on that share can read every other run's files: the
+//! containers mount the whole share. It exists for deployments that already work
+//! that way.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use compute::{JobId, WorkspacePath};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+
+use crate::client::{FileClient, FileVersion, MAX_RANGE};
+use crate::error::Error;
+use crate::path::{RemotePath, check_name};
+
+/// Which of a run's two shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShareKind {
+    /// The share every container of the run mounts.
+    Run,
+    /// The share only containers allowed to see hidden data mount.
+    Hidden,
+}
+
+/// Where one of a run's shares is: a share and a folder in it (the root for
+/// per-run shares; the run's own folder in mounted mode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareLocation {
+    /// The share's name.
+    pub share: String,
+    /// The folder in the share that holds this run's files.
+    pub prefix: RemotePath,
+}
+
+/// The two shares of one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunShares {
+    /// The job they belong to.
+    pub job: JobId,
+    /// Seen by every container.
+    pub run: ShareLocation,
+    /// Seen only by containers that may see hidden data.
+    pub hidden: ShareLocation,
+}
+
+impl RunShares {
+    /// The location of one of the two.
+    pub fn location(&self, kind: ShareKind) -> &ShareLocation {
+        match kind {
+            ShareKind::Run => &self.run,
+            ShareKind::Hidden => &self.hidden,
+        }
+    }
+}
+
+/// One workspace folder or file to upload.
+#[derive(Clone, Debug)]
+pub struct Upload {
+    /// The folder or file, relative to the workspace root.
+    pub local: WorkspacePath,
+    /// The share it goes to.
+    pub kind: ShareKind,
+    /// Where in that share (below the run's prefix).
+    pub remote: RemotePath,
+}
+
+/// One share folder or file to bring back.
+#[derive(Clone, Debug)]
+pub struct Download {
+    /// The share it is in.
+    pub kind: ShareKind,
+    /// Where in that share (below the run's prefix).
+    pub remote: RemotePath,
+    /// Where it goes, relative to the workspace root.
+    pub local: WorkspacePath,
+}
+
+/// What a transfer moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransferStats {
+    /// Files moved.
+    pub files: u64,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// Folders created.
+    pub folders: u64,
+}
+
+/// How staging behaves.
+#[derive(Clone, Debug)]
+pub struct StagingConfig {
+    /// Requests in flight at once for one run (each holds at most one 4 MiB range in
+    /// memory).
+    pub parallel_requests: usize,
+    /// Quota of each per-run share, in GiB.
+    pub quota_gib: u32,
+    /// This worker's name, written into each share's metadata (`worker`) so that
+    /// an orphan sweep removes only its own shares.
+    pub worker: String,
+}
+
+impl Default for StagingConfig {
+    fn default() -> Self {
+        StagingConfig { parallel_requests: 16, quota_gib: 100, worker: "aci-worker".to_owned() }
+    }
+}
+
+/// Stages runs through Azure Files; see the module documentation.
+#[derive(Clone, Debug)]
+pub struct Stager {
+    mode: Mode,
+    config: StagingConfig,
+}
+
+#[derive(Clone, Debug)]
+enum Mode {
+    Shares(FileClient),
+    Mounted { mount: PathBuf, share: String },
+}
+
+/// The folder of mounted-mode runs in the shared share.
+const MOUNTED_RUNS: &str = "aci-worker-runs";
+
+impl Stager {
+    /// Per-run shares created through the REST API.
+    pub fn shares(client: FileClient, config: StagingConfig) -> Self {
+        Stager { mode: Mode::Shares(client), config }
+    }
+
+    /// Mounted mode: `share` is mounted at `mount` on this host; runs live in
+    /// folders of it.
+    pub fn mounted(mount: PathBuf, share: String, config: StagingConfig) -> Self {
+        Stager { mode: Mode::Mounted { mount, share }, config }
+    }
+
+    /// Whether this stager is in mounted mode.
+    pub fn is_mounted(&self) -> bool {
+        matches!(self.mode, Mode::Mounted { .. })
+    }
+
+    /// The shares of a job; the same job always gets the same names.
+    pub fn shares_for(&self, job: &JobId) -> RunShares {
+        match &self.mode {
+            Mode::Shares(_) => RunShares {
+                job: job.clone(),
+                run: ShareLocation { share: format!("{job}-run"), prefix: RemotePath::root() },
+                hidden: ShareLocation {
+                    share: format!("{job}-hidden"),
+                    prefix: RemotePath::root(),
+                },
+            },
+            Mode::Mounted { share, .. } => {
+                let folder = |kind: &str| {
+                    RemotePath::new(&format!("{MOUNTED_RUNS}/{job}/{kind}"))
+                        .expect("job ids are valid names")
+                };
+                RunShares {
+                    job: job.clone(),
+                    run: ShareLocation { share: share.clone(), prefix: folder("run") },
+                    hidden: ShareLocation { share: share.clone(), prefix: folder("hidden") },
+                }
+            }
+        }
+    }
+
+    /// Creates the run's shares and uploads `uploads` from `workspace` into them.
+    /// The hidden share is created only when something goes to it. Calling it again
+    /// for the same job overwrites what it uploaded before.
+    pub async fn publish(
+        &self,
+        shares: &RunShares,
+        workspace: &Path,
+        uploads: &[Upload],
+    ) -> Result<TransferStats, Error> {
+        let plan = plan_uploads(workspace, uploads).await?;
+        match &self.mode {
+            Mode::Shares(client) => {
+                let created = unix_now().to_string();
+                let metadata = [("worker", self.config.worker.as_str()), ("created", &created)];
+                let mut kinds = vec![ShareKind::Run];
+                if plan.iter().any(|item| item.kind == ShareKind::Hidden) {
+                    kinds.push(ShareKind::Hidden);
+                }
+                for kind in kinds {
+                    let share = &shares.location(kind).share;
+                    client.create_share(share, self.config.quota_gib, &metadata).await?;
+                }
+                self.upload(client, shares, plan).await
+            }
+            Mode::Mounted { mount, .. } => mounted::publish(mount, shares, plan).await,
+        }
+    }
+
+    /// Brings `downloads` back into `workspace`. A remote path that does not exist
+    /// is skipped; files already in the workspace are overwritten.
+    pub async fn collect(
+        &self,
+        shares: &RunShares,
+        workspace: &Path,
+        downloads: &[Download],
+    ) -> Result<TransferStats, Error> {
+        let mut total = TransferStats::default();
+        for download in downloads {
+            let location = shares.location(download.kind);
+            let remote = join_remote(&location.prefix, &download.remote)?;
+            let local = download.local.under(workspace);
+            let stats = match &self.mode {
+                Mode::Shares(client) => {
+                    self.download(client, &location.share, &remote, workspace, &local).await?
+                }
+                Mode::Mounted { mount, .. } => {
+                    mounted::collect(&mount.join(remote.as_str()), workspace, &local).await?
+                }
+            };
+            total.files += stats.files;
+            total.bytes += stats.bytes;
+            total.folders += stats.folders;
+        }
+        Ok(total)
+    }
+
+    /// Deletes the run's shares (or its folder in mounted mode). Safe to call for a
+    /// run that was never published, or twice.
+    pub async fn discard(&self, shares: &RunShares) -> Result<(), Error> {
+        match &self.mode {
+            Mode::Shares(client) => {
+                client.delete_share(&shares.run.share).await?;
+                client.delete_share(&shares.hidden.share).await?;
+                Ok(())
+            }
+            Mode::Mounted { mount, .. } => {
+                let folder = mount.join(MOUNTED_RUNS).join(shares.job.as_str());
+                match tokio::fs::remove_dir_all(&folder).await {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(folder, e)),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Shares made by `worker` (per the metadata written at publish) that were
+    /// created more than `min_age_secs` ago: leftovers for an orphan sweep. Empty in
+    /// mounted mode.
+    pub async fn stale_shares(
+        &self,
+        worker: &str,
+        min_age_secs: u64,
+    ) -> Result<Vec<String>, Error> {
+        let Mode::Shares(client) = &self.mode else { return Ok(Vec::new()) };
+        let now = unix_now();
+        let shares = client.list_shares("").await?;
+        Ok(shares
+            .into_iter()
+            .filter(|share| {
+                let meta = |name: &str| {
+                    share.metadata.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+                };
+                let created = meta("created").and_then(|c| c.parse::<u64>().ok());
+                meta("worker") == Some(worker)
+                    && created.is_some_and(|c| now.saturating_sub(c) >= min_age_secs)
+            })
+            .map(|share| share.name)
+            .collect())
+    }
+
+    /// Deletes one share by name (for the orphan sweep).
+    pub async fn delete_share(&self, share: &str) -> Result<bool, Error> {
+        match &self.mode {
+            Mode::Shares(client) => client.delete_share(share).await,
+            Mode::Mounted { .. } => Ok(false),
+        }
+    }
+
+    /// Follows one file of a run: see [`Watch`].
+    pub fn watch(
+        &self,
+        shares: &RunShares,
+        kind: ShareKind,
+        remote: &RemotePath,
+        local: PathBuf,
+    ) -> Result<Watch, Error> {
+        let location = shares.location(kind);
+        Ok(Watch {
+            stager: self.clone(),
+            share: location.share.clone(),
+            remote: join_remote(&location.prefix, remote)?,
+            local,
+            last: None,
+        })
+    }
+
+    async fn upload(
+        &self,
+        client: &FileClient,
+        shares: &RunShares,
+        plan: Vec<PlannedItem>,
+    ) -> Result<TransferStats, Error> {
+        let mut dirs: Vec<(String, RemotePath)> = Vec::new();
+        let mut files: Vec<(String, RemotePath, PathBuf, u64)> = Vec::new();
+        for item in plan {
+            let location = shares.location(item.kind);
+            let remote = join_remote(&location.prefix, &item.remote)?;
+            match item.file {
+                Some((local, len)) => files.push((location.share.clone(), remote, local, len)),
+                None => dirs.push((location.share.clone(), remote)),
+            }
+        }
+        // Every parent of every item, created parents first, each depth in parallel.
+        let mut all_dirs: Vec<(String, RemotePath)> = Vec::new();
+        let mut add = |share: &String, path: &RemotePath| {
+            let mut prefix = RemotePath::root();
+            for segment in path.segments() {
+                prefix = prefix.join(segment).expect("segments of a valid path");
+                all_dirs.push((share.clone(), prefix.clone()));
+            }
+        };
+        for (share, path) in &dirs {
+            add(share, path);
+        }
+        for (share, path, _, _) in &files {
+            add(share, &path.parent());
+        }
+        all_dirs.sort_by(|a, b| {
+            let depth = |p: &RemotePath| p.segments().count();
+            depth(&a.1).cmp(&depth(&b.1)).then_with(|| a.cmp(b))
+        });
+        all_dirs.dedup();
+        let parallel = self.config.parallel_requests.max(1);
+        let mut stats = TransferStats::default();
+        let mut start = 0;
+        while start < all_dirs.len() {
+            let depth = all_dirs[start].1.segments().count();
+            let end = all_dirs[start..]
+                .iter()
+                .position(|(_, p)| p.segments().count() != depth)
+                .map_or(all_dirs.len(), |i| start + i);
+            let created: Vec<bool> = stream::iter(&all_dirs[start..end])
+                .map(|(share, path)| client.create_directory(share, path))
+                .buffer_unordered(parallel)
+                .try_collect()
+                .await?;
+            stats.folders += created.into_iter().filter(|c| *c).count() as u64;
+            start = end;
+        }
+
+        // Files: every request takes a permit, so at most `parallel` requests (and
+        // range buffers) are in flight, whether the tree holds one big file or many
+        // small ones.
+        let permits = Arc::new(Semaphore::new(parallel));
+        let bytes = AtomicU64::new(0);
+        let file_count = files.len() as u64;
+        stream::iter(files)
+            .map(|(share, remote, local, len)| {
+                let permits = permits.clone();
+                let bytes = &bytes;
+                async move {
+                    upload_file(client, &permits, parallel, &share, &remote, &local, len).await?;
+                    bytes.fetch_add(len, Ordering::Relaxed);
+                    Ok::<(), Error>(())
+                }
+            })
+            .buffer_unordered(parallel)
+            .try_collect::<()>()
+            .await?;
+        stats.files = file_count;
+        stats.bytes = bytes.into_inner();
+        Ok(stats)
+    }
+
+    async fn download(
+        &self,
+        client: &FileClient,
+        share: &str,
+        remote: &RemotePath,
+        workspace: &Path,
+        local: &Path,
+    ) -> Result<TransferStats, Error> {
+        let parallel = self.config.parallel_requests.max(1);
+        let mut stats = TransferStats::default();
+        if !remote.is_root()
+            && let Some(version) = client.file_version(share, remote).await?
+        {
+            local_parent_dirs(workspace, local).await?;
+            let permits = Semaphore::new(parallel);
+            download_file(client, &permits, parallel, share, remote, local, version.len).await?;
+            stats.files = 1;
+            stats.bytes = version.len;
+            return Ok(stats);
+        }
+        // A folder: walk it level by level, listing in parallel.
+        let mut files: Vec<(RemotePath, PathBuf, u64)> = Vec::new();
+        let mut level = vec![(remote.clone(), local.to_path_buf())];
+        let mut first = true;
+        while !level.is_empty() {
+            let listings: Vec<Option<Vec<crate::client::DirEntry>>> = stream::iter(&level)
+                .map(|(dir, _)| async move {
+                    match client.list_directory(share, dir).await {
+                        Ok(entries) => Ok(Some(entries)),
+                        Err(e) if e.code() == Some("ResourceNotFound") && first => Ok(None),
+                        Err(e) if e.code() == Some("ParentNotFound") && first => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                })
+                .buffered(parallel)
+                .try_collect()
+                .await?;
+            let mut next = Vec::new();
+            for ((dir, local_dir), entries) in level.iter().zip(listings) {
+                let Some(entries) = entries else { continue };
+                local_dir_fresh(workspace, local_dir).await?;
+                stats.folders += 1;
+                for entry in entries {
+                    check_name(&entry.name).map_err(|_| {
+                        Error::InvalidPath(format!(
+                            "the share holds {:?} in {dir}, which is not a safe local name",
+                            entry.name
+                        ))
+                    })?;
+                    let child = dir.join(&entry.name)?;
+                    let local_child = local_dir.join(&entry.name);
+                    match entry.file_len {
+                        Some(len) => files.push((child, local_child, len)),
+                        None => next.push((child, local_child)),
+                    }
+                }
+            }
+            level = next;
+            first = false;
+        }
+        let permits = Arc::new(Semaphore::new(parallel));
+        let bytes = AtomicU64::new(0);
+        stats.files = files.len() as u64;
+        stream::iter(files)
+            .map(|(remote, local, len)| {
+                let permits = permits.clone();
+                let bytes = &bytes;
+                async move {
+                    download_file(client, &permits, parallel, share, &remote, &local, len).await?;
+                    bytes.fetch_add(len, Ordering::Relaxed);
+                    Ok::<(), Error>(())
+                }
+            })
+            .buffer_unordered(parallel)
+            .try_collect::<()>()
+            .await?;
+        stats.bytes = bytes.into_inner();
+        Ok(stats)
+    }
+}
+
+/// Follows one file during a run. [`Watch::poll`] asks for the file's version and,
+/// when it changed since the last poll, downloads the new contents to the local
+/// path (written beside it and renamed into place, so readers never see half a
+/// file).
+#[derive(Debug)]
+pub struct Watch {
+    stager: Stager,
+    share: String,
+    remote: RemotePath,
+    local: PathBuf,
+    last: Option<FileVersion>,
+}
+
+impl Watch {
+    /// `Ok(true)` when new contents were written to the local path.
+    pub async fn poll(&mut self) -> Result<bool, Error> {
+        let version = match &self.stager.mode {
+            Mode::Shares(client) => client.file_version(&self.share, &self.remote).await?,
+            Mode::Mounted { mount, .. } => {
+                mounted::version(&mount.join(self.remote.as_str())).await?
+            }
+        };
+        let Some(version) = version else { return Ok(false) };
+        if self.last.as_ref() == Some(&version) {
+            return Ok(false);
+        }
+        let partial = partial_path(&self.local);
+        match &self.stager.mode {
+            Mode::Shares(client) => {
+                let parallel = self.stager.config.parallel_requests.max(1);
+                let permits = Semaphore::new(parallel);
+                download_file(
+                    client,
+                    &permits,
+                    parallel,
+                    &self.share,
+                    &self.remote,
+                    &partial,
+                    version.len,
+                )
+                .await?;
+            }
+            Mode::Mounted { mount, .. } => {
+                let source = mount.join(self.remote.as_str());
+                tokio::fs::copy(&source, &partial).await.map_err(|e| Error::io(&source, e))?;
+            }
+        }
+        tokio::fs::rename(&partial, &self.local).await.map_err(|e| Error::io(&self.local, e))?;
+        self.last = Some(version);
+        Ok(true)
+    }
+}
+
+fn partial_path(local: &Path) -> PathBuf {
+    let mut name = local.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    local.with_file_name(name)
+}
+
+/// One entry of an upload plan: a folder (`file` is `None`) or a file with length.
+#[derive(Debug)]
+struct PlannedItem {
+    kind: ShareKind,
+    remote: RemotePath,
+    file: Option<(PathBuf, u64)>,
+}
+
+/// Walks the uploads. Symbolic links to files inside the workspace are uploaded as
+/// copies; other links, and sockets or devices, are left out with a warning.
+async fn plan_uploads(workspace: &Path, uploads: &[Upload]) -> Result<Vec<PlannedItem>, Error> {
+    let workspace = workspace.to_path_buf();
+    let uploads = uploads.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let root = std::fs::canonicalize(&workspace).map_err(|e| Error::io(&workspace, e))?;
+        let mut plan = Vec::new();
+        for upload in &uploads {
+            let local = upload.local.under(&root);
+            walk(&root, &local, upload.kind, &upload.remote, &mut plan)?;
+        }
+        Ok(plan)
+    })
+    .await
+    .map_err(|e| Error::Config(format!("the upload planner stopped: {e}")))?
+}
+
+fn walk(
+    root: &Path,
+    local: &Path,
+    kind: ShareKind,
+    remote: &RemotePath,
+    plan: &mut Vec<PlannedItem>,
+) -> Result<(), Error> {
+    let meta = std::fs::symlink_metadata(local).map_err(|e| Error::io(local, e))?;
+    let file_type = meta.file_type();
+    if file_type.is_dir() {
+        plan.push(PlannedItem { kind, remote: remote.clone(), file: None });
+        let mut entries: Vec<_> = std::fs::read_dir(local)
+            .map_err(|e| Error::io(local, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::io(local, e))?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(Error::InvalidPath(format!(
+                    "{} has a name that is not UTF-8, which Azure Files cannot hold",
+                    entry.path().display()
+                )));
+            };
+            walk(root, &entry.path(), kind, &remote.join(name)?, plan)?;
+        }
+    } else if file_type.is_file() {
+        plan.push(PlannedItem {
+            kind,
+            remote: remote.clone(),
+            file: Some((local.into(), meta.len())),
+        });
+    } else if file_type.is_symlink() {
+        match std::fs::canonicalize(local) {
+            Ok(target) if target.starts_with(root) && target.is_file() => {
+                let len = std::fs::metadata(&target).map_err(|e| Error::io(&target, e))?.len();
+                plan.push(PlannedItem { kind, remote: remote.clone(), file: Some((target, len)) });
+            }
+            _ => tracing::warn!(
+                path = %local.display(),
+                "left out of the upload: a link to a folder or to something outside the workspace"
+            ),
+        }
+    } else {
+        tracing::warn!(path = %local.display(), "left out of the upload: not a file or folder");
+    }
+    Ok(())
+}
+
+fn join_remote(prefix: &RemotePath, path: &RemotePath) -> Result<RemotePath, Error> {
+    let mut out = prefix.clone();
+    for segment in path.segments() {
+        out = out.join(segment)?;
+    }
+    Ok(out)
+}
+
+async fn upload_file(
+    client: &FileClient,
+    permits: &Semaphore,
+    parallel: usize,
+    share: &str,
+    remote: &RemotePath,
+    local: &Path,
+    len: u64,
+) -> Result<(), Error> {
+    {
+        let _permit = permits.acquire().await.expect("never closed");
+        client.create_file(share, remote, len).await?;
+    }
+    if len == 0 {
+        return Ok(());
+    }
+    let file = Arc::new(std::fs::File::open(local).map_err(|e| Error::io(local, e))?);
+    let ranges =
+        (0..len).step_by(MAX_RANGE as usize).map(|offset| (offset, MAX_RANGE.min(len - offset)));
+    stream::iter(ranges)
+        .map(|(offset, size)| {
+            let file = file.clone();
+            async move {
+                let _permit = permits.acquire().await.expect("never closed");
+                let data = read_at(file, local, offset, size).await?;
+                client.put_range(share, remote, offset, data).await
+            }
+        })
+        .buffer_unordered(parallel)
+        .try_collect::<()>()
+        .await
+}
+
+async fn read_at(
+    file: Arc<std::fs::File>,
+    path: &Path,
+    offset: u64,
+    size: u64,
+) -> Result<Bytes, Error> {
+    use std::os::unix::fs::FileExt;
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut buffer = BytesMut::zeroed(size as usize);
+        file.read_exact_at(&mut buffer, offset).map_err(|e| {
+            let e = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                std::io::Error::other("the file shrank while it was being uploaded")
+            } else {
+                e
+            };
+            Error::io(&path, e)
+        })?;
+        Ok(buffer.freeze())
+    })
+    .await
+    .map_err(|e| Error::Config(format!("a file reader stopped: {e}")))?
+}
+
+/// Files up to this size come in one request; larger ones in parallel ranges.
+const SINGLE_GET: u64 = 2 * MAX_RANGE;
+
+async fn download_file(
+    client: &FileClient,
+    permits: &Semaphore,
+    parallel: usize,
+    share: &str,
+    remote: &RemotePath,
+    local: &Path,
+    len: u64,
+) -> Result<(), Error> {
+    replace_local(local).await?;
+    let file = tokio::fs::File::create(local).await.map_err(|e| Error::io(local, e))?;
+    if len == 0 {
+        return Ok(());
+    }
+    if len <= SINGLE_GET {
+        drop(file);
+        let _permit = permits.acquire().await.expect("never closed");
+        return download_range(client, share, remote, local, 0, len, false).await;
+    }
+    file.set_len(len).await.map_err(|e| Error::io(local, e))?;
+    drop(file);
+    let ranges =
+        (0..len).step_by(MAX_RANGE as usize).map(|offset| (offset, MAX_RANGE.min(len - offset)));
+    stream::iter(ranges)
+        .map(|(offset, size)| async move {
+            let _permit = permits.acquire().await.expect("never closed");
+            download_range(client, share, remote, local, offset, size, true).await
+        })
+        .buffer_unordered(parallel)
+        .try_collect::<()>()
+        .await
+}
+
+/// Streams `size` bytes at `offset` into the local file (the whole file unless
+/// `ranged`), trying again when the body breaks off.
+async fn download_range(
+    client: &FileClient,
+    share: &str,
+    remote: &RemotePath,
+    local: &Path,
+    offset: u64,
+    size: u64,
+    ranged: bool,
+) -> Result<(), Error> {
+    use tokio::io::AsyncSeekExt;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let range = ranged.then_some((offset, offset + size - 1));
+        let mut response = client.get_file(share, remote, range).await?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(local)
+            .await
+            .map_err(|e| Error::io(local, e))?;
+        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| Error::io(local, e))?;
+        let mut written = 0u64;
+        let broken = loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    written += chunk.len() as u64;
+                    if written > size {
+                        break Some(Error::malformed(
+                            "get file",
+                            remote.as_str(),
+                            "more bytes than asked for",
+                        ));
+                    }
+                    file.write_all(&chunk).await.map_err(|e| Error::io(local, e))?;
+                }
+                Ok(None) if written == size => break None,
+                Ok(None) => {
+                    break Some(Error::malformed(
+                        "get file",
+                        remote.as_str(),
+                        format!("{written} of {size} bytes arrived"),
+                    ));
+                }
+                Err(e) => break Some(Error::network("get file", remote.as_str(), e)),
+            }
+        };
+        file.flush().await.map_err(|e| Error::io(local, e))?;
+        match broken {
+            None => return Ok(()),
+            Some(error) if attempt >= 3 => return Err(error),
+            Some(error) => tracing::debug!(%error, "retrying a broken download"),
+        }
+    }
+}
+
+/// Makes sure nothing but a plain file (or nothing) is at `local`: a link left
+/// there is removed rather than written through.
+async fn replace_local(local: &Path) -> Result<(), Error> {
+    match tokio::fs::symlink_metadata(local).await {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            tokio::fs::remove_file(local).await.map_err(|e| Error::io(local, e))
+        }
+        Ok(meta) if meta.is_dir() => Err(Error::InvalidPath(format!(
+            "{} is a folder locally but a file on the share",
+            local.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Creates `local_dir` (under `workspace`) as a real folder, never through a link.
+async fn local_dir_fresh(workspace: &Path, local_dir: &Path) -> Result<(), Error> {
+    local_parent_dirs(workspace, &local_dir.join("x")).await
+}
+
+/// Creates the folders between `workspace` and `local`'s parent, replacing links.
+async fn local_parent_dirs(workspace: &Path, local: &Path) -> Result<(), Error> {
+    let relative = local
+        .strip_prefix(workspace)
+        .map_err(|_| Error::InvalidPath(format!("{} is outside the workspace", local.display())))?;
+    let mut current = workspace.to_path_buf();
+    let components: Vec<_> = relative.components().collect();
+    for component in &components[..components.len().saturating_sub(1)] {
+        current.push(component);
+        match tokio::fs::symlink_metadata(&current).await {
+            Ok(meta) if meta.is_dir() => continue,
+            Ok(_) => {
+                tokio::fs::remove_file(&current).await.map_err(|e| Error::io(&current, e))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&current, e)),
+        }
+        match tokio::fs::create_dir(&current).await {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::io(&current, e));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Mounted mode: plain file operations on the host's mount of the share.
+mod mounted {
+    use super::*;
+
+    pub(super) async fn publish(
+        mount: &Path,
+        shares: &RunShares,
+        plan: Vec<PlannedItem>,
+    ) -> Result<TransferStats, Error> {
+        let mount = mount.to_path_buf();
+        let shares = shares.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut stats = TransferStats::default();
+            for kind in [ShareKind::Run, ShareKind::Hidden] {
+                let dir = mount.join(shares.location(kind).prefix.as_str());
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
+            for item in plan {
+                let remote = join_remote(&shares.location(item.kind).prefix, &item.remote)?;
+                let target = mount.join(remote.as_str());
+                match item.file {
+                    None => {
+                        std::fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
+                        stats.folders += 1;
+                    }
+                    Some((source, _)) => {
+                        if let Some(parent) = target.parent() {
+                            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                        }
+                        let copied =
+                            std::fs::copy(&source, &target).map_err(|e| Error::io(&target, e))?;
+                        stats.files += 1;
+                        stats.bytes += copied;
+                    }
+                }
+            }
+            Ok(stats)
+        })
+        .await
+        .map_err(|e| Error::Config(format!("the mounted-mode copier stopped: {e}")))?
+    }
+
+    pub(super) async fn collect(
+        source: &Path,
+        workspace: &Path,
+        local: &Path,
+    ) -> Result<TransferStats, Error> {
+        let source = source.to_path_buf();
+        let workspace = workspace.to_path_buf();
+        let local = local.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut stats = TransferStats::default();
+            match std::fs::symlink_metadata(&source) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(stats),
+                Err(e) => return Err(Error::io(&source, e)),
+                Ok(_) => {}
+            }
+            copy_back(&source, &workspace, &local, &mut stats)?;
+            Ok(stats)
+        })
+        .await
+        .map_err(|e| Error::Config(format!("the mounted-mode copier stopped: {e}")))?
+    }
+
+    /// Copies a share folder or file back, never following a link on either side.
+    fn copy_back(
+        source: &Path,
+        workspace: &Path,
+        local: &Path,
+        stats: &mut TransferStats,
+    ) -> Result<(), Error> {
+        let meta = std::fs::symlink_metadata(source).map_err(|e| Error::io(source, e))?;
+        if !local.starts_with(workspace) {
+            return Err(Error::InvalidPath(format!(
+                "{} is outside the workspace",
+                local.display()
+            )));
+        }
+        if let Ok(existing) = std::fs::symlink_metadata(local)
+            && (existing.file_type().is_symlink() || (existing.is_file() && meta.is_dir()))
+        {
+            std::fs::remove_file(local).map_err(|e| Error::io(local, e))?;
+        }
+        if meta.is_dir() {
+            std::fs::create_dir_all(local).map_err(|e| Error::io(local, e))?;
+            stats.folders += 1;
+            for entry in std::fs::read_dir(source).map_err(|e| Error::io(source, e))? {
+                let entry = entry.map_err(|e| Error::io(source, e))?;
+                let name = entry.file_name();
+                let name_text = name.to_string_lossy();
+                check_name(&name_text)?;
+                copy_back(&entry.path(), workspace, &local.join(&name), stats)?;
+            }
+        } else if meta.is_file() {
+            if let Some(parent) = local.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            stats.bytes += std::fs::copy(source, local).map_err(|e| Error::io(local, e))?;
+            stats.files += 1;
+        } else {
+            tracing::warn!(path = %source.display(), "not collected: not a file or folder");
+        }
+        Ok(())
+    }
+
+    pub(super) async fn version(path: &Path) -> Result<Option<FileVersion>, Error> {
+        match tokio::fs::symlink_metadata(path).await {
+            Ok(meta) if meta.is_file() => {
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                Ok(Some(FileVersion {
+                    len: meta.len(),
+                    etag: format!("{modified:x}-{:x}", meta.len()),
+                    last_modified: modified.to_string(),
+                }))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+}
