@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use afs_staging::auth::SharedKey;
 use afs_staging::{
-    ClientConfig, Credential, Download, FileClient, RemotePath, ShareKind, Stager, StagingConfig,
-    Upload,
+    ClientConfig, Credential, Download, FileClient, RemotePath, Stager, StagingConfig, Upload,
+    VolumeName,
 };
 use azure_emulator::{Emulator, Faults, FilesConfig};
 use compute::{JobId, WorkspacePath};
@@ -162,25 +162,26 @@ fn client_main(args: &[String]) {
         let credential = Credential::SharedKey(SharedKey::new(ACCOUNT, KEY).unwrap());
         let client = FileClient::new(ClientConfig::new(endpoint.clone(), credential)).unwrap();
         let stager = Stager::shares(client, StagingConfig::default());
-        let shares = stager.shares_for(&JobId::new(share.clone()).unwrap());
+        let job = JobId::new(share.clone()).unwrap();
+        let volume = VolumeName::new("run").unwrap();
         let started = Instant::now();
         let stats = if mode == "publish" {
             let workspace = dir.parent().unwrap();
             let name = dir.file_name().unwrap().to_str().unwrap();
             let uploads = [Upload {
                 local: WorkspacePath::new(name).unwrap(),
-                kind: ShareKind::Run,
+                volume: volume.clone(),
                 remote: RemotePath::root(),
             }];
-            stager.publish(&shares, workspace, &uploads).await.unwrap()
+            stager.publish(&job, workspace, &[], &uploads).await.unwrap()
         } else {
             std::fs::create_dir_all(&dir).unwrap();
             let downloads = [Download {
-                kind: ShareKind::Run,
+                volume: volume.clone(),
                 remote: RemotePath::root(),
                 local: WorkspacePath::new("tree").unwrap(),
             }];
-            stager.collect(&shares, &dir, &downloads).await.unwrap()
+            stager.collect(&job, &dir, &downloads).await.unwrap()
         };
         (started.elapsed().as_secs_f64(), stats)
     });

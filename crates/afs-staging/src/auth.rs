@@ -113,6 +113,12 @@ impl SharedKey {
         mac.verify_slice(&signature).is_ok()
     }
 
+    /// The key in base64, as Azure shows it: for the one request body that must carry
+    /// it (an ACI volume definition).
+    pub fn base64_key(&self) -> String {
+        BASE64.encode(&self.key)
+    }
+
     /// Base64 HMAC-SHA256 of `text` under the account key.
     pub fn sign(&self, text: &str) -> String {
         let mut mac = self.mac();

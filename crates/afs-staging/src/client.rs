@@ -174,6 +174,14 @@ impl FileClient {
         &self.config.endpoint
     }
 
+    /// The account key, when the client signs with one.
+    pub fn shared_key(&self) -> Option<&SharedKey> {
+        match &self.config.credential {
+            Credential::SharedKey(key) => Some(key),
+            Credential::Sas(_) => None,
+        }
+    }
+
     /// The account name, when the credential names it.
     pub fn account(&self) -> Option<&str> {
         self.account.as_deref()

@@ -11,9 +11,10 @@
 //!   listings with continuation, properties; it retries timeouts, 408, 429 and 5xx
 //!   with backoff and honours `Retry-After`. Errors carry the storage error code and
 //!   request id and never a key, signature or token;
-//! - [`Stager`] publishes chosen workspace folders to a fresh pair of shares per run
-//!   (one for what every container sees, one for hidden data), collects results,
-//!   follows a file while the run goes on ([`Watch`]) and deletes the shares. All
+//! - [`Stager`] publishes chosen workspace folders to fresh shares per run, one per
+//!   volume (so that hidden data sits in a share that only the containers allowed to
+//!   see it mount), collects results, follows a file while the run goes on
+//!   ([`Watch`]) and deletes the shares. All
 //!   transfers run with bounded parallelism: at most
 //!   [`StagingConfig::parallel_requests`] requests, each holding at most one 4 MiB
 //!   range in memory. A mounted mode does the same with file copies on a share
@@ -35,25 +36,27 @@
 //!     Credential::SharedKey(key),
 //! ))?;
 //! let stager = Stager::shares(client, StagingConfig::default());
-//! let shares = stager.shares_for(&JobId::new("job-1")?);
+//! let job = JobId::new("job-1")?;
+//! let run = VolumeName::new("run")?;
 //! let workspace = std::path::Path::new("/var/lib/aci-worker/jobs/job-1");
+//! let output = WorkspacePath::new("run/output")?;
 //! let uploads = [Upload {
 //!     local: WorkspacePath::new("run")?,
-//!     kind: ShareKind::Run,
-//!     remote: RemotePath::new("run")?,
+//!     volume: run.clone(),
+//!     remote: RemotePath::root(),
 //! }];
 //! let result = async {
-//!     stager.publish(&shares, workspace, &uploads).await?;
-//!     // ... containers mount `shares.run.share` and run ...
+//!     stager.publish(&job, workspace, &[], &uploads).await?;
+//!     // ... containers mount the share `stager.location(&job, &run).share` and run ...
 //!     let downloads = [Download {
-//!         kind: ShareKind::Run,
-//!         remote: RemotePath::new("run/output")?,
-//!         local: WorkspacePath::new("run/output")?,
+//!         volume: run.clone(),
+//!         remote: RemotePath::new("output")?,
+//!         local: output,
 //!     }];
-//!     stager.collect(&shares, workspace, &downloads).await
+//!     stager.collect(&job, workspace, &downloads).await
 //! }
 //! .await;
-//! stager.discard(&shares).await?; // also after a failure
+//! stager.discard(&job).await?; // also after a failure
 //! result?;
 //! # Ok(())
 //! # }
@@ -70,6 +73,5 @@ pub use client::{ClientConfig, Credential, DirEntry, FileClient, FileVersion, Sh
 pub use error::Error;
 pub use path::RemotePath;
 pub use staging::{
-    Download, RunShares, ShareKind, ShareLocation, Stager, StagingConfig, TransferStats, Upload,
-    Watch,
+    Download, ShareLocation, Stager, StagingConfig, TransferStats, Upload, VolumeName, Watch,
 };

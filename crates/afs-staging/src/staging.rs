@@ -1,18 +1,20 @@
 //! Moving a run's workspace to Azure Files and back.
 //!
-//! Each run gets two shares named after its job id: `<job>-run` for what every
-//! container sees and `<job>-hidden` for data only some containers may mount (a
-//! share is the unit an ACI volume mounts). [`Stager::publish`] uploads chosen
-//! workspace folders and files into them, [`Stager::collect`] brings chosen paths
-//! back, [`Watch`] follows one file while the run goes on, and [`Stager::discard`]
-//! deletes both shares. The names depend only on the job id, so a worker that
-//! restarts, or a cleanup that knows only the id, finds the same shares.
+//! A run's files live in *volumes*: one share per volume, named `<job>-<volume>`
+//! (an ACI volume mounts a whole share, so a container that may see only some of a
+//! run's data, or must see a folder at a path of its own, gets a volume of its own).
+//! [`Stager::publish`] creates the volumes and uploads chosen workspace folders and
+//! files into them, [`Stager::collect`] brings chosen paths back, [`Watch`] follows
+//! one file while the run goes on, and [`Stager::discard`] deletes every share of the
+//! job. The names depend only on the job id and the volume name, and each share
+//! carries its job, worker and creation time as metadata, so a worker that restarts,
+//! or a cleanup that knows only the id, finds them all.
 //!
 //! In mounted mode ([`Stager::mounted`]) the same operations copy files into and
-//! out of one share that is mounted on the worker's host (CIFS), each run under its
-//! own folder. Every run on that share can read every other run's files: the
-//! containers mount the whole share. It exists for deployments that already work
-//! that way.
+//! out of one share that is mounted on the worker's host (CIFS), each run's volumes
+//! as folders `aci-worker-runs/<job>/<volume>/` in it. Every run on that share can
+//! read every other run's files, hidden data included, since the containers mount the
+//! whole share. It exists for deployments that already work that way.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,48 +27,49 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
+use crate::auth::SharedKey;
 use crate::client::{FileClient, FileVersion, MAX_RANGE};
 use crate::error::Error;
 use crate::path::{RemotePath, check_name};
 
-/// Which of a run's two shares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ShareKind {
-    /// The share every container of the run mounts.
-    Run,
-    /// The share only containers allowed to see hidden data mount.
-    Hidden,
+/// The name of one of a run's volumes: 1 to 12 lowercase letters and digits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VolumeName(String);
+
+impl VolumeName {
+    /// Checks a volume name.
+    pub fn new(name: impl Into<String>) -> Result<Self, Error> {
+        let name = name.into();
+        let valid = (1..=12).contains(&name.len())
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !valid {
+            return Err(Error::InvalidPath(format!(
+                "volume name {name:?} is not 1 to 12 lowercase letters and digits"
+            )));
+        }
+        Ok(VolumeName(name))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// Where one of a run's shares is: a share and a folder in it (the root for
-/// per-run shares; the run's own folder in mounted mode).
+impl std::fmt::Display for VolumeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where one volume of a run is: a share and a folder in it (the root for per-run
+/// shares; the volume's own folder in mounted mode).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShareLocation {
     /// The share's name.
     pub share: String,
-    /// The folder in the share that holds this run's files.
+    /// The folder in the share that holds the volume's files.
     pub prefix: RemotePath,
-}
-
-/// The two shares of one run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunShares {
-    /// The job they belong to.
-    pub job: JobId,
-    /// Seen by every container.
-    pub run: ShareLocation,
-    /// Seen only by containers that may see hidden data.
-    pub hidden: ShareLocation,
-}
-
-impl RunShares {
-    /// The location of one of the two.
-    pub fn location(&self, kind: ShareKind) -> &ShareLocation {
-        match kind {
-            ShareKind::Run => &self.run,
-            ShareKind::Hidden => &self.hidden,
-        }
-    }
 }
 
 /// One workspace folder or file to upload.
@@ -74,18 +77,18 @@ impl RunShares {
 pub struct Upload {
     /// The folder or file, relative to the workspace root.
     pub local: WorkspacePath,
-    /// The share it goes to.
-    pub kind: ShareKind,
-    /// Where in that share (below the run's prefix).
+    /// The volume it goes to.
+    pub volume: VolumeName,
+    /// Where in that volume.
     pub remote: RemotePath,
 }
 
 /// One share folder or file to bring back.
 #[derive(Clone, Debug)]
 pub struct Download {
-    /// The share it is in.
-    pub kind: ShareKind,
-    /// Where in that share (below the run's prefix).
+    /// The volume it is in.
+    pub volume: VolumeName,
+    /// Where in that volume.
     pub remote: RemotePath,
     /// Where it goes, relative to the workspace root.
     pub local: WorkspacePath,
@@ -131,7 +134,7 @@ pub struct Stager {
 #[derive(Clone, Debug)]
 enum Mode {
     Shares(FileClient),
-    Mounted { mount: PathBuf, share: String },
+    Mounted { mount: PathBuf, share: String, key: Option<SharedKey> },
 }
 
 /// The folder of mounted-mode runs in the shared share.
@@ -144,9 +147,23 @@ impl Stager {
     }
 
     /// Mounted mode: `share` is mounted at `mount` on this host; runs live in
-    /// folders of it.
-    pub fn mounted(mount: PathBuf, share: String, config: StagingConfig) -> Self {
-        Stager { mode: Mode::Mounted { mount, share }, config }
+    /// folders of it. `key` is the storage account's, for backends that must name it
+    /// when they mount the share (ACI).
+    pub fn mounted(
+        mount: PathBuf,
+        share: String,
+        key: Option<SharedKey>,
+        config: StagingConfig,
+    ) -> Self {
+        Stager { mode: Mode::Mounted { mount, share, key }, config }
+    }
+
+    /// The storage account key that mounts this stager's shares, when known.
+    pub fn account_key(&self) -> Option<&SharedKey> {
+        match &self.mode {
+            Mode::Shares(client) => client.shared_key(),
+            Mode::Mounted { key, .. } => key.as_ref(),
+        }
     }
 
     /// Whether this stager is in mounted mode.
@@ -154,56 +171,52 @@ impl Stager {
         matches!(self.mode, Mode::Mounted { .. })
     }
 
-    /// The shares of a job; the same job always gets the same names.
-    pub fn shares_for(&self, job: &JobId) -> RunShares {
+    /// Where a volume of a job lives; the same job and volume always give the same
+    /// place.
+    pub fn location(&self, job: &JobId, volume: &VolumeName) -> ShareLocation {
         match &self.mode {
-            Mode::Shares(_) => RunShares {
-                job: job.clone(),
-                run: ShareLocation { share: format!("{job}-run"), prefix: RemotePath::root() },
-                hidden: ShareLocation {
-                    share: format!("{job}-hidden"),
-                    prefix: RemotePath::root(),
-                },
-            },
-            Mode::Mounted { share, .. } => {
-                let folder = |kind: &str| {
-                    RemotePath::new(&format!("{MOUNTED_RUNS}/{job}/{kind}"))
-                        .expect("job ids are valid names")
-                };
-                RunShares {
-                    job: job.clone(),
-                    run: ShareLocation { share: share.clone(), prefix: folder("run") },
-                    hidden: ShareLocation { share: share.clone(), prefix: folder("hidden") },
-                }
+            Mode::Shares(_) => {
+                ShareLocation { share: format!("{job}-{volume}"), prefix: RemotePath::root() }
             }
+            Mode::Mounted { share, .. } => ShareLocation {
+                share: share.clone(),
+                prefix: RemotePath::new(&format!("{MOUNTED_RUNS}/{job}/{volume}"))
+                    .expect("job ids and volume names are valid names"),
+            },
         }
     }
 
-    /// Creates the run's shares and uploads `uploads` from `workspace` into them.
-    /// The hidden share is created only when something goes to it. Calling it again
-    /// for the same job overwrites what it uploaded before.
+    /// Creates the job's `volumes` (and any other volume named in `uploads`) and
+    /// uploads `uploads` from `workspace` into them. Calling it again for the same
+    /// job overwrites what it uploaded before.
     pub async fn publish(
         &self,
-        shares: &RunShares,
+        job: &JobId,
         workspace: &Path,
+        volumes: &[VolumeName],
         uploads: &[Upload],
     ) -> Result<TransferStats, Error> {
         let plan = plan_uploads(workspace, uploads).await?;
+        let mut all: Vec<&VolumeName> =
+            volumes.iter().chain(uploads.iter().map(|u| &u.volume)).collect();
+        all.sort();
+        all.dedup();
+        let locations: Vec<(VolumeName, ShareLocation)> =
+            all.into_iter().map(|v| (v.clone(), self.location(job, v))).collect();
         match &self.mode {
             Mode::Shares(client) => {
                 let created = unix_now().to_string();
-                let metadata = [("worker", self.config.worker.as_str()), ("created", &created)];
-                let mut kinds = vec![ShareKind::Run];
-                if plan.iter().any(|item| item.kind == ShareKind::Hidden) {
-                    kinds.push(ShareKind::Hidden);
+                let metadata = [
+                    ("job", job.as_str()),
+                    ("worker", self.config.worker.as_str()),
+                    ("created", created.as_str()),
+                ];
+                for (_, location) in &locations {
+                    client.create_share(&location.share, self.config.quota_gib, &metadata).await?;
                 }
-                for kind in kinds {
-                    let share = &shares.location(kind).share;
-                    client.create_share(share, self.config.quota_gib, &metadata).await?;
-                }
-                self.upload(client, shares, plan).await
+                self.upload(client, job, plan).await
             }
-            Mode::Mounted { mount, .. } => mounted::publish(mount, shares, plan).await,
+            Mode::Mounted { mount, .. } => mounted::publish(mount, &locations, plan).await,
         }
     }
 
@@ -211,13 +224,13 @@ impl Stager {
     /// is skipped; files already in the workspace are overwritten.
     pub async fn collect(
         &self,
-        shares: &RunShares,
+        job: &JobId,
         workspace: &Path,
         downloads: &[Download],
     ) -> Result<TransferStats, Error> {
         let mut total = TransferStats::default();
         for download in downloads {
-            let location = shares.location(download.kind);
+            let location = self.location(job, &download.volume);
             let remote = join_remote(&location.prefix, &download.remote)?;
             let local = download.local.under(workspace);
             let stats = match &self.mode {
@@ -235,17 +248,22 @@ impl Stager {
         Ok(total)
     }
 
-    /// Deletes the run's shares (or its folder in mounted mode). Safe to call for a
-    /// run that was never published, or twice.
-    pub async fn discard(&self, shares: &RunShares) -> Result<(), Error> {
+    /// Deletes every share of the job (or its folder in mounted mode). Safe to call
+    /// for a job that was never published, or twice.
+    pub async fn discard(&self, job: &JobId) -> Result<(), Error> {
         match &self.mode {
             Mode::Shares(client) => {
-                client.delete_share(&shares.run.share).await?;
-                client.delete_share(&shares.hidden.share).await?;
+                let shares = client.list_shares(&format!("{job}-")).await?;
+                for share in shares {
+                    let owner = share.metadata.iter().find(|(n, _)| n == "job").map(|(_, v)| v);
+                    if owner.map(String::as_str) == Some(job.as_str()) {
+                        client.delete_share(&share.name).await?;
+                    }
+                }
                 Ok(())
             }
             Mode::Mounted { mount, .. } => {
-                let folder = mount.join(MOUNTED_RUNS).join(shares.job.as_str());
+                let folder = mount.join(MOUNTED_RUNS).join(job.as_str());
                 match tokio::fs::remove_dir_all(&folder).await {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(folder, e)),
                     _ => Ok(()),
@@ -290,12 +308,12 @@ impl Stager {
     /// Follows one file of a run: see [`Watch`].
     pub fn watch(
         &self,
-        shares: &RunShares,
-        kind: ShareKind,
+        job: &JobId,
+        volume: &VolumeName,
         remote: &RemotePath,
         local: PathBuf,
     ) -> Result<Watch, Error> {
-        let location = shares.location(kind);
+        let location = self.location(job, volume);
         Ok(Watch {
             stager: self.clone(),
             share: location.share.clone(),
@@ -308,13 +326,13 @@ impl Stager {
     async fn upload(
         &self,
         client: &FileClient,
-        shares: &RunShares,
+        job: &JobId,
         plan: Vec<PlannedItem>,
     ) -> Result<TransferStats, Error> {
         let mut dirs: Vec<(String, RemotePath)> = Vec::new();
         let mut files: Vec<(String, RemotePath, PathBuf, u64)> = Vec::new();
         for item in plan {
-            let location = shares.location(item.kind);
+            let location = self.location(job, &item.volume);
             let remote = join_remote(&location.prefix, &item.remote)?;
             match item.file {
                 Some((local, len)) => files.push((location.share.clone(), remote, local, len)),
@@ -526,7 +544,7 @@ fn partial_path(local: &Path) -> PathBuf {
 /// One entry of an upload plan: a folder (`file` is `None`) or a file with length.
 #[derive(Debug)]
 struct PlannedItem {
-    kind: ShareKind,
+    volume: VolumeName,
     remote: RemotePath,
     file: Option<(PathBuf, u64)>,
 }
@@ -541,7 +559,7 @@ async fn plan_uploads(workspace: &Path, uploads: &[Upload]) -> Result<Vec<Planne
         let mut plan = Vec::new();
         for upload in &uploads {
             let local = upload.local.under(&root);
-            walk(&root, &local, upload.kind, &upload.remote, &mut plan)?;
+            walk(&root, &local, &upload.volume, &upload.remote, &mut plan)?;
         }
         Ok(plan)
     })
@@ -552,14 +570,14 @@ async fn plan_uploads(workspace: &Path, uploads: &[Upload]) -> Result<Vec<Planne
 fn walk(
     root: &Path,
     local: &Path,
-    kind: ShareKind,
+    volume: &VolumeName,
     remote: &RemotePath,
     plan: &mut Vec<PlannedItem>,
 ) -> Result<(), Error> {
     let meta = std::fs::symlink_metadata(local).map_err(|e| Error::io(local, e))?;
     let file_type = meta.file_type();
     if file_type.is_dir() {
-        plan.push(PlannedItem { kind, remote: remote.clone(), file: None });
+        plan.push(PlannedItem { volume: volume.clone(), remote: remote.clone(), file: None });
         let mut entries: Vec<_> = std::fs::read_dir(local)
             .map_err(|e| Error::io(local, e))?
             .collect::<Result<_, _>>()
@@ -573,11 +591,11 @@ fn walk(
                     entry.path().display()
                 )));
             };
-            walk(root, &entry.path(), kind, &remote.join(name)?, plan)?;
+            walk(root, &entry.path(), volume, &remote.join(name)?, plan)?;
         }
     } else if file_type.is_file() {
         plan.push(PlannedItem {
-            kind,
+            volume: volume.clone(),
             remote: remote.clone(),
             file: Some((local.into(), meta.len())),
         });
@@ -585,7 +603,11 @@ fn walk(
         match std::fs::canonicalize(local) {
             Ok(target) if target.starts_with(root) && target.is_file() => {
                 let len = std::fs::metadata(&target).map_err(|e| Error::io(&target, e))?.len();
-                plan.push(PlannedItem { kind, remote: remote.clone(), file: Some((target, len)) });
+                plan.push(PlannedItem {
+                    volume: volume.clone(),
+                    remote: remote.clone(),
+                    file: Some((target, len)),
+                });
             }
             _ => tracing::warn!(
                 path = %local.display(),
@@ -813,19 +835,23 @@ mod mounted {
 
     pub(super) async fn publish(
         mount: &Path,
-        shares: &RunShares,
+        locations: &[(VolumeName, ShareLocation)],
         plan: Vec<PlannedItem>,
     ) -> Result<TransferStats, Error> {
         let mount = mount.to_path_buf();
-        let shares = shares.clone();
+        let locations = locations.to_vec();
         tokio::task::spawn_blocking(move || {
             let mut stats = TransferStats::default();
-            for kind in [ShareKind::Run, ShareKind::Hidden] {
-                let dir = mount.join(shares.location(kind).prefix.as_str());
+            let prefix = |volume: &VolumeName| {
+                locations.iter().find(|(v, _)| v == volume).map(|(_, l)| l.prefix.clone())
+            };
+            for (_, location) in &locations {
+                let dir = mount.join(location.prefix.as_str());
                 std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
             }
             for item in plan {
-                let remote = join_remote(&shares.location(item.kind).prefix, &item.remote)?;
+                let base = prefix(&item.volume).expect("every planned volume has a location");
+                let remote = join_remote(&base, &item.remote)?;
                 let target = mount.join(remote.as_str());
                 match item.file {
                     None => {

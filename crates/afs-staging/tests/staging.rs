@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use afs_staging::auth::{SasPermission, SharedKey, share_sas};
 use afs_staging::{
-    ClientConfig, Credential, Download, FileClient, RemotePath, ShareKind, Stager, StagingConfig,
-    Upload,
+    ClientConfig, Credential, Download, FileClient, RemotePath, Stager, StagingConfig, Upload,
+    VolumeName,
 };
 use azure_emulator::{Emulator, Faults, FilesConfig};
 use compute::{JobId, WorkspacePath};
@@ -53,6 +53,10 @@ fn stager(setup: &Setup) -> Stager {
 
 fn ws(path: &str) -> WorkspacePath {
     WorkspacePath::new(path).unwrap()
+}
+
+fn vol(name: &str) -> VolumeName {
+    VolumeName::new(name).unwrap()
 }
 
 fn remote(path: &str) -> RemotePath {
@@ -177,26 +181,24 @@ fn build_tree(root: &Path, small: usize, large: u64) {
 async fn round_trip(setup: &Setup, stager: &Stager, job: &str, small: usize, large: u64) {
     let local = tempfile::tempdir().unwrap();
     build_tree(&local.path().join("run"), small, large);
-    let shares = stager.shares_for(&JobId::new(job).unwrap());
-    let uploads = [Upload { local: ws("run"), kind: ShareKind::Run, remote: remote("data") }];
-    let up = stager.publish(&shares, local.path(), &uploads).await.unwrap();
+    let job = JobId::new(job).unwrap();
+    let share_dir = setup.emulator.share_dir(&stager.location(&job, &vol("run")).share);
+    let uploads = [Upload { local: ws("run"), volume: vol("run"), remote: remote("data") }];
+    let up = stager.publish(&job, local.path(), &[], &uploads).await.unwrap();
     assert_eq!(up.files as usize, small + ODD_NAMES.len() + 1 + usize::from(large > 0));
 
     // The share holds exactly the tree.
-    assert_same_tree(
-        &local.path().join("run"),
-        &setup.emulator.share_dir(&shares.run.share).join("data"),
-    );
+    assert_same_tree(&local.path().join("run"), &share_dir.join("data"));
 
     let back = tempfile::tempdir().unwrap();
-    let downloads = [Download { kind: ShareKind::Run, remote: remote("data"), local: ws("copy") }];
-    let down = stager.collect(&shares, back.path(), &downloads).await.unwrap();
+    let downloads = [Download { volume: vol("run"), remote: remote("data"), local: ws("copy") }];
+    let down = stager.collect(&job, back.path(), &downloads).await.unwrap();
     assert_eq!(down.files, up.files);
     assert_eq!(down.bytes, up.bytes);
     assert_same_tree(&local.path().join("run"), &back.path().join("copy"));
 
-    stager.discard(&shares).await.unwrap();
-    assert!(!setup.emulator.share_dir(&shares.run.share).exists());
+    stager.discard(&job).await.unwrap();
+    assert!(!share_dir.exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,23 +228,24 @@ async fn watch_sees_each_new_version() {
     let stager = stager(&setup);
     let local = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(local.path().join("out")).unwrap();
-    let shares = stager.shares_for(&JobId::new("watch-job").unwrap());
-    let uploads = [Upload { local: ws("out"), kind: ShareKind::Run, remote: remote("out") }];
-    stager.publish(&shares, local.path(), &uploads).await.unwrap();
+    let job = JobId::new("watch-job").unwrap();
+    let uploads = [Upload { local: ws("out"), volume: vol("run"), remote: remote("out") }];
+    stager.publish(&job, local.path(), &[], &uploads).await.unwrap();
 
     let target = local.path().join("detail.html");
     let mut watch =
-        stager.watch(&shares, ShareKind::Run, &remote("out/detail.html"), target.clone()).unwrap();
+        stager.watch(&job, &vol("run"), &remote("out/detail.html"), target.clone()).unwrap();
     assert!(!watch.poll().await.unwrap(), "no file yet");
 
-    let on_share = setup.emulator.share_dir(&shares.run.share).join("out/detail.html");
+    let on_share =
+        setup.emulator.share_dir(&stager.location(&job, &vol("run")).share).join("out/detail.html");
     for version in ["<p>one</p>", "<p>two, longer</p>", "<p>three, longer still</p>"] {
         std::fs::write(&on_share, version).unwrap();
         assert!(watch.poll().await.unwrap(), "{version} noticed");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), version);
         assert!(!watch.poll().await.unwrap(), "unchanged after {version}");
     }
-    stager.discard(&shares).await.unwrap();
+    stager.discard(&job).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,23 +263,23 @@ async fn discard_after_a_failed_publish_leaves_no_share() {
     std::fs::create_dir_all(local.path().join("hidden")).unwrap();
     std::fs::write(local.path().join("hidden/ref.txt"), "reference").unwrap();
     let uploads = [
-        Upload { local: ws("hidden"), kind: ShareKind::Hidden, remote: remote("ref") },
-        Upload { local: ws("run"), kind: ShareKind::Run, remote: RemotePath::root() },
+        Upload { local: ws("hidden"), volume: vol("hidden"), remote: remote("ref") },
+        Upload { local: ws("run"), volume: vol("run"), remote: RemotePath::root() },
     ];
 
     setup.emulator.set_faults(Faults { error_rate: 0.05, seed: 3, ..Faults::default() });
     let mut failed_with_a_share = 0;
     for i in 0..5 {
-        let shares = fragile.shares_for(&JobId::new(format!("failing-{i}")).unwrap());
-        let result = fragile.publish(&shares, local.path(), &uploads).await;
-        let share_dir = setup.emulator.share_dir(&shares.run.share);
+        let job = JobId::new(format!("failing-{i}")).unwrap();
+        let result = fragile.publish(&job, local.path(), &[], &uploads).await;
+        let share_dir = setup.emulator.share_dir(&fragile.location(&job, &vol("run")).share);
         if result.is_err() && share_dir.exists() {
             failed_with_a_share += 1;
         }
         setup.emulator.set_faults(Faults::default());
-        stable.discard(&shares).await.unwrap();
+        stable.discard(&job).await.unwrap();
         assert!(!share_dir.exists());
-        assert!(!setup.emulator.share_dir(&shares.hidden.share).exists());
+        assert!(!setup.emulator.share_dir(&fragile.location(&job, &vol("hidden")).share).exists());
         setup.emulator.set_faults(Faults { error_rate: 0.05, seed: 3 + i, ..Faults::default() });
     }
     assert!(failed_with_a_share > 0, "no publish failed part-way");
@@ -294,24 +297,27 @@ async fn hidden_data_goes_to_its_own_share() {
     std::fs::write(local.path().join("run/input/x.txt"), "x").unwrap();
     std::fs::create_dir_all(local.path().join("ref")).unwrap();
     std::fs::write(local.path().join("ref/truth.txt"), "secret answers").unwrap();
-    let shares = stager.shares_for(&JobId::new("hidden-job").unwrap());
+    let job = JobId::new("hidden-job").unwrap();
     let uploads = [
-        Upload { local: ws("run"), kind: ShareKind::Run, remote: remote("run") },
-        Upload { local: ws("ref"), kind: ShareKind::Hidden, remote: RemotePath::root() },
+        Upload { local: ws("run"), volume: vol("run"), remote: remote("run") },
+        Upload { local: ws("ref"), volume: vol("hidden"), remote: RemotePath::root() },
     ];
-    stager.publish(&shares, local.path(), &uploads).await.unwrap();
-    let run = setup.emulator.share_dir(&shares.run.share);
-    let hidden = setup.emulator.share_dir(&shares.hidden.share);
+    stager.publish(&job, local.path(), &[], &uploads).await.unwrap();
+    let run = setup.emulator.share_dir(&stager.location(&job, &vol("run")).share);
+    let hidden = setup.emulator.share_dir(&stager.location(&job, &vol("hidden")).share);
     assert!(run.join("run/input/x.txt").is_file());
     assert!(!run.join("truth.txt").exists());
     assert_eq!(std::fs::read_to_string(hidden.join("truth.txt")).unwrap(), "secret answers");
 
     // Orphans: listed by worker and age, only this worker's.
     let stale = stager.stale_shares("test-worker", 0).await.unwrap();
-    assert!(stale.contains(&shares.run.share) && stale.contains(&shares.hidden.share));
+    assert!(
+        stale.contains(&stager.location(&job, &vol("run")).share)
+            && stale.contains(&stager.location(&job, &vol("hidden")).share)
+    );
     assert!(stager.stale_shares("other-worker", 0).await.unwrap().is_empty());
     assert!(stager.stale_shares("test-worker", 3600).await.unwrap().is_empty());
-    stager.discard(&shares).await.unwrap();
+    stager.discard(&job).await.unwrap();
     assert!(!run.exists() && !hidden.exists());
 }
 
@@ -372,11 +378,11 @@ async fn names_azure_files_cannot_hold_fail_before_anything_is_created() {
     let local = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(local.path().join("run")).unwrap();
     std::fs::write(local.path().join("run/a:b.txt"), "colon").unwrap();
-    let shares = stager.shares_for(&JobId::new("bad-names").unwrap());
-    let uploads = [Upload { local: ws("run"), kind: ShareKind::Run, remote: RemotePath::root() }];
-    let err = stager.publish(&shares, local.path(), &uploads).await.unwrap_err();
+    let job = JobId::new("bad-names").unwrap();
+    let uploads = [Upload { local: ws("run"), volume: vol("run"), remote: RemotePath::root() }];
+    let err = stager.publish(&job, local.path(), &[], &uploads).await.unwrap_err();
     assert!(err.to_string().contains("a:b.txt"), "{err}");
-    assert!(!setup.emulator.share_dir(&shares.run.share).exists());
+    assert!(!setup.emulator.share_dir(&stager.location(&job, &vol("run")).share).exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,49 +393,54 @@ async fn collect_never_writes_through_a_link() {
     let outside = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(local.path().join("out")).unwrap();
     std::fs::write(local.path().join("out/result.txt"), "result").unwrap();
-    let shares = stager.shares_for(&JobId::new("links").unwrap());
-    let uploads = [Upload { local: ws("out"), kind: ShareKind::Run, remote: remote("out") }];
-    stager.publish(&shares, local.path(), &uploads).await.unwrap();
+    let job = JobId::new("links").unwrap();
+    let uploads = [Upload { local: ws("out"), volume: vol("run"), remote: remote("out") }];
+    stager.publish(&job, local.path(), &[], &uploads).await.unwrap();
 
     // The local copy target holds a link to a folder outside the workspace.
     let back = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(outside.path(), back.path().join("copy")).unwrap();
-    let downloads = [Download { kind: ShareKind::Run, remote: remote("out"), local: ws("copy") }];
-    stager.collect(&shares, back.path(), &downloads).await.unwrap();
+    let downloads = [Download { volume: vol("run"), remote: remote("out"), local: ws("copy") }];
+    stager.collect(&job, back.path(), &downloads).await.unwrap();
     assert_eq!(std::fs::read_to_string(back.path().join("copy/result.txt")).unwrap(), "result");
     assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none(), "wrote outside");
-    stager.discard(&shares).await.unwrap();
+    stager.discard(&job).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mounted_mode_round_trips_watches_and_discards() {
     let mount = tempfile::tempdir().unwrap();
-    let stager =
-        Stager::mounted(mount.path().to_path_buf(), "afs-share".into(), StagingConfig::default());
+    let stager = Stager::mounted(
+        mount.path().to_path_buf(),
+        "afs-share".into(),
+        None,
+        StagingConfig::default(),
+    );
     let local = tempfile::tempdir().unwrap();
     build_tree(&local.path().join("run"), 50, 3 << 20);
-    let shares = stager.shares_for(&JobId::new("mounted-job").unwrap());
-    assert_eq!(shares.run.share, "afs-share");
-    let uploads = [Upload { local: ws("run"), kind: ShareKind::Run, remote: remote("data") }];
-    stager.publish(&shares, local.path(), &uploads).await.unwrap();
-    let on_mount: PathBuf = mount.path().join(shares.run.prefix.as_str()).join("data");
+    let job = JobId::new("mounted-job").unwrap();
+    assert_eq!(stager.location(&job, &vol("run")).share, "afs-share");
+    let uploads = [Upload { local: ws("run"), volume: vol("run"), remote: remote("data") }];
+    stager.publish(&job, local.path(), &[], &uploads).await.unwrap();
+    let on_mount: PathBuf =
+        mount.path().join(stager.location(&job, &vol("run")).prefix.as_str()).join("data");
     assert_same_tree(&local.path().join("run"), &on_mount);
 
     let back = tempfile::tempdir().unwrap();
-    let downloads = [Download { kind: ShareKind::Run, remote: remote("data"), local: ws("copy") }];
-    stager.collect(&shares, back.path(), &downloads).await.unwrap();
+    let downloads = [Download { volume: vol("run"), remote: remote("data"), local: ws("copy") }];
+    stager.collect(&job, back.path(), &downloads).await.unwrap();
     assert_same_tree(&local.path().join("run"), &back.path().join("copy"));
 
     let target = back.path().join("detail.html");
     let mut watch =
-        stager.watch(&shares, ShareKind::Run, &remote("data/detail.html"), target.clone()).unwrap();
+        stager.watch(&job, &vol("run"), &remote("data/detail.html"), target.clone()).unwrap();
     for version in ["1", "22", "333"] {
         std::fs::write(on_mount.join("detail.html"), version).unwrap();
         assert!(watch.poll().await.unwrap());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), version);
     }
-    stager.discard(&shares).await.unwrap();
-    assert!(!mount.path().join(shares.run.prefix.as_str()).exists());
+    stager.discard(&job).await.unwrap();
+    assert!(!mount.path().join(stager.location(&job, &vol("run")).prefix.as_str()).exists());
 }
 
 #[test]
@@ -442,8 +453,9 @@ fn share_names_follow_azure_rules() {
     let stager = Stager::shares(client, StagingConfig::default());
     let longest = JobId::derive(&["x".repeat(200).as_str(), "predict"]);
     for job in [JobId::new("abc").unwrap(), longest] {
-        let shares = stager.shares_for(&job);
-        for name in [shares.run.share, shares.hidden.share] {
+        for name in
+            [stager.location(&job, &vol("run")).share, stager.location(&job, &vol("hidden")).share]
+        {
             assert!(name.len() >= 3 && name.len() <= 63, "{name}");
             assert!(!name.contains("--"));
             assert!(
