@@ -368,8 +368,10 @@ impl Stager {
                 .iter()
                 .position(|(_, p)| p.segments().count() != depth)
                 .map_or(all_dirs.len(), |i| start + i);
-            let created: Vec<bool> = stream::iter(&all_dirs[start..end])
-                .map(|(share, path)| client.create_directory(share, path))
+            // Owned items: a closure over borrowed items makes the future not `Send`
+            // (rustc cannot prove the borrow general enough).
+            let created: Vec<bool> = stream::iter(all_dirs[start..end].to_vec())
+                .map(|(share, path)| async move { client.create_directory(&share, &path).await })
                 .buffer_unordered(parallel)
                 .try_collect()
                 .await?;
@@ -426,9 +428,10 @@ impl Stager {
         let mut level = vec![(remote.clone(), local.to_path_buf())];
         let mut first = true;
         while !level.is_empty() {
-            let listings: Vec<Option<Vec<crate::client::DirEntry>>> = stream::iter(&level)
-                .map(|(dir, _)| async move {
-                    match client.list_directory(share, dir).await {
+            let dirs: Vec<RemotePath> = level.iter().map(|(dir, _)| dir.clone()).collect();
+            let listings: Vec<Option<Vec<crate::client::DirEntry>>> = stream::iter(dirs)
+                .map(|dir| async move {
+                    match client.list_directory(share, &dir).await {
                         Ok(entries) => Ok(Some(entries)),
                         Err(e) if e.code() == Some("ResourceNotFound") && first => Ok(None),
                         Err(e) if e.code() == Some("ParentNotFound") && first => Ok(None),
@@ -956,5 +959,22 @@ mod mounted {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(path, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod send_check {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The futures must be `Send` so that backends can box them for any runtime.
+    #[allow(dead_code)]
+    fn futures_are_send(stager: &Stager, job: &JobId, workspace: &Path, watch: &mut Watch) {
+        assert_send(&stager.publish(job, workspace, &[], &[]));
+        assert_send(&stager.collect(job, workspace, &[]));
+        assert_send(&stager.discard(job));
+        assert_send(&stager.stale_shares("w", 0));
+        assert_send(&watch.poll());
     }
 }

@@ -1,0 +1,361 @@
+//! From a `JobSpec` to volumes on Azure Files and a container group body.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use afs_staging::{Download, RemotePath, Stager, Upload, VolumeName};
+use compute::{ContainerSpec, EnvValue, Error, JobSpec, WorkspacePath};
+
+use crate::model::{
+    AzureFileVolume, Container, ContainerGroup, ContainerProperties, EnvironmentVariable,
+    GpuResource, GroupProperties, RegistryCredential, ResourceRequests, ResourceRequirements,
+    Volume, VolumeMount,
+};
+use crate::{AciConfig, Priority};
+
+/// Where the shell wrapper writes a container's stdout and stderr, in the container.
+pub(crate) const IO_MOUNT: &str = "/aci-worker-io";
+/// Where the one share of mounted mode appears in every container.
+pub(crate) const SHARE_MOUNT: &str = "/aci-worker-share";
+/// The ACI volume name of mounted mode's share.
+const SHARE_VOLUME: &str = "share";
+/// The volume for captured output.
+const LOGS_VOLUME: &str = "logs";
+
+/// The shell wrapper: changes to the working directory, links mounted-mode folders
+/// into place, and runs argv with stdout and stderr going to files on a share. Its
+/// parameters arrive as positional arguments, never spliced into the script:
+/// `STDOUT STDERR WORKDIR NLINKS [SOURCE TARGET]... ARGV...`.
+pub(crate) const WRAPPER: &str = r#"o=$1 e=$2 w=$3 n=$4
+shift 4
+while [ "$n" -gt 0 ]; do
+  mkdir -p "$2" && rmdir "$2" && ln -s "$1" "$2" || exit 125
+  shift 2
+  n=$((n - 1))
+done
+if [ -n "$w" ]; then cd "$w" || exit 125; fi
+exec "$@" >"$o" 2>"$e""#;
+
+/// The shell the wrapper needs in the image.
+pub(crate) const SHELL: &str = "/bin/sh";
+
+/// A workspace folder that becomes one volume.
+#[derive(Clone, Debug)]
+pub(crate) struct PlanVolume {
+    pub name: VolumeName,
+    pub source: WorkspacePath,
+    /// Some container may write to it: bring it back after the run.
+    pub writable: bool,
+}
+
+/// Output captured by the wrapper: a file in the logs volume and where it goes.
+#[derive(Clone, Debug)]
+pub(crate) struct Capture {
+    pub remote: RemotePath,
+    pub local: WorkspacePath,
+}
+
+/// How a job maps onto Azure Files.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    pub volumes: Vec<PlanVolume>,
+    pub logs: VolumeName,
+    pub captures: Vec<Capture>,
+    /// Watched files: workspace path, and where they are on the shares.
+    pub watches: Vec<(WorkspacePath, VolumeName, RemotePath)>,
+}
+
+impl Plan {
+    /// Checks the spec against what ACI can do and names the volumes.
+    pub fn new(spec: &JobSpec) -> Result<Plan, Error> {
+        let mut sources: BTreeMap<&str, bool> = BTreeMap::new();
+        for container in &spec.containers {
+            for mount in &container.mounts {
+                let writable = sources.entry(mount.source.as_str()).or_insert(false);
+                *writable |= !mount.read_only;
+            }
+        }
+        let names: Vec<&str> = sources.keys().copied().collect();
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                if b.starts_with(&format!("{a}/")) {
+                    return Err(Error::InvalidSpec(format!(
+                        "the ACI backend cannot mount {b} and {a}, which holds it: each mounted \
+                         folder becomes a file share of its own"
+                    )));
+                }
+            }
+        }
+        let volumes: Vec<PlanVolume> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, (source, writable))| PlanVolume {
+                name: VolumeName::new(format!("v{i}")).expect("short names"),
+                source: WorkspacePath::new(*source).expect("checked by the spec"),
+                writable: *writable,
+            })
+            .collect();
+        let logs = VolumeName::new(LOGS_VOLUME).expect("valid");
+        let mut captures = Vec::new();
+        for container in &spec.containers {
+            for (stream, local) in [("stdout", &container.stdout), ("stderr", &container.stderr)] {
+                if let Some(local) = local {
+                    let remote = RemotePath::new(&format!("{}.{stream}", container.name))
+                        .expect("container names are valid file names");
+                    captures.push(Capture { remote, local: local.clone() });
+                }
+            }
+        }
+        let mut watches = Vec::new();
+        for watched in &spec.watch {
+            let found = volumes.iter().find_map(|v| {
+                let rest = watched.as_str().strip_prefix(v.source.as_str())?.strip_prefix('/')?;
+                Some((v.name.clone(), RemotePath::new(rest).ok()?))
+            });
+            match found {
+                Some((volume, remote)) => watches.push((watched.clone(), volume, remote)),
+                None => tracing::warn!(
+                    path = %watched,
+                    "a watched file outside every mounted folder cannot be followed on ACI"
+                ),
+            }
+        }
+        Ok(Plan { volumes, logs, captures, watches })
+    }
+
+    /// Every volume the run creates.
+    pub fn volume_names(&self) -> Vec<VolumeName> {
+        let mut names: Vec<VolumeName> = self.volumes.iter().map(|v| v.name.clone()).collect();
+        names.push(self.logs.clone());
+        names
+    }
+
+    /// What to upload before the run.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.volumes
+            .iter()
+            .map(|v| Upload {
+                local: v.source.clone(),
+                volume: v.name.clone(),
+                remote: RemotePath::root(),
+            })
+            .collect()
+    }
+
+    /// What to bring back after the run: writable folders and captured output.
+    pub fn downloads(&self) -> Vec<Download> {
+        let mut downloads: Vec<Download> = self
+            .volumes
+            .iter()
+            .filter(|v| v.writable)
+            .map(|v| Download {
+                volume: v.name.clone(),
+                remote: RemotePath::root(),
+                local: v.source.clone(),
+            })
+            .collect();
+        downloads.extend(self.captures.iter().map(|c| Download {
+            volume: self.logs.clone(),
+            remote: c.remote.clone(),
+            local: c.local.clone(),
+        }));
+        downloads
+    }
+
+    fn volume_of(&self, source: &WorkspacePath) -> &VolumeName {
+        &self.volumes.iter().find(|v| &v.source == source).expect("every source has a volume").name
+    }
+
+    /// The container group for one attempt. `wrapped[i]` says whether container
+    /// `i` runs under the shell wrapper.
+    pub fn group(
+        &self,
+        spec: &JobSpec,
+        stager: &Stager,
+        config: &AciConfig,
+        priority: Priority,
+        wrapped: &[bool],
+    ) -> Result<ContainerGroup, Error> {
+        let key = stager.account_key().ok_or_else(|| {
+            Error::InvalidSpec(
+                "the ACI backend needs the storage account key to mount file shares".into(),
+            )
+        })?;
+        let account = key.account().to_owned();
+        let account_key = key.base64_key();
+        let azure_file = |share: String| AzureFileVolume {
+            share_name: share,
+            read_only: Some(false),
+            storage_account_name: account.clone(),
+            storage_account_key: Some(account_key.clone()),
+        };
+        let mounted = stager.is_mounted();
+        let mut volumes = Vec::new();
+        if mounted {
+            let share = stager.location(&spec.id, &self.logs).share;
+            volumes.push(Volume { name: SHARE_VOLUME.into(), azure_file: Some(azure_file(share)) });
+        } else {
+            for v in &self.volumes {
+                let share = stager.location(&spec.id, &v.name).share;
+                volumes
+                    .push(Volume { name: v.name.to_string(), azure_file: Some(azure_file(share)) });
+            }
+            let share = stager.location(&spec.id, &self.logs).share;
+            volumes
+                .push(Volume { name: self.logs.to_string(), azure_file: Some(azure_file(share)) });
+        }
+
+        let mut containers = Vec::new();
+        for (i, c) in spec.containers.iter().enumerate() {
+            let wrap = wrapped.get(i).copied().unwrap_or(true);
+            if mounted && !wrap {
+                return Err(Error::InvalidSpec(format!(
+                    "container {} has no {SHELL}; mounted mode needs one to reach its folders",
+                    c.name
+                )));
+            }
+            let mut mounts = Vec::new();
+            let mut links: Vec<String> = Vec::new();
+            if mounted {
+                mounts.push(VolumeMount {
+                    name: SHARE_VOLUME.into(),
+                    mount_path: SHARE_MOUNT.into(),
+                    read_only: Some(false),
+                });
+                for m in &c.mounts {
+                    let location = stager.location(&spec.id, self.volume_of(&m.source));
+                    links.push(format!("{SHARE_MOUNT}/{}", location.prefix.as_str()));
+                    links.push(m.target.as_str().to_owned());
+                }
+            } else {
+                for m in &c.mounts {
+                    mounts.push(VolumeMount {
+                        name: self.volume_of(&m.source).to_string(),
+                        mount_path: m.target.as_str().to_owned(),
+                        read_only: Some(m.read_only),
+                    });
+                }
+                if wrap {
+                    mounts.push(VolumeMount {
+                        name: self.logs.to_string(),
+                        mount_path: IO_MOUNT.into(),
+                        read_only: Some(false),
+                    });
+                }
+            }
+            let command = if wrap {
+                let io_dir = if mounted {
+                    format!(
+                        "{SHARE_MOUNT}/{}",
+                        stager.location(&spec.id, &self.logs).prefix.as_str()
+                    )
+                } else {
+                    IO_MOUNT.to_owned()
+                };
+                let out = |local: &Option<WorkspacePath>, stream: &str| match local {
+                    Some(_) => format!("{io_dir}/{}.{stream}", c.name),
+                    None => "/dev/null".to_owned(),
+                };
+                let mut command = vec![
+                    SHELL.to_owned(),
+                    "-c".to_owned(),
+                    WRAPPER.to_owned(),
+                    "aci-worker".to_owned(),
+                    out(&c.stdout, "stdout"),
+                    out(&c.stderr, "stderr"),
+                    c.workdir.as_ref().map(|w| w.as_str().to_owned()).unwrap_or_default(),
+                    (links.len() / 2).to_string(),
+                ];
+                command.extend(links);
+                command.extend(c.argv.iter().cloned());
+                command
+            } else {
+                if c.workdir.is_some() {
+                    tracing::warn!(
+                        container = %c.name,
+                        "the image has no shell: the working directory is the image's own"
+                    );
+                }
+                c.argv.clone()
+            };
+            containers.push(Container {
+                name: c.name.to_string(),
+                properties: ContainerProperties {
+                    image: c.image.to_string(),
+                    command,
+                    environment_variables: environment(c),
+                    resources: ResourceRequirements { requests: requests(c, config) },
+                    volume_mounts: mounts,
+                    instance_view: None,
+                },
+            });
+        }
+
+        let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let tags = BTreeMap::from([
+            (crate::TAG_JOB.to_owned(), spec.id.to_string()),
+            (crate::TAG_WORKER.to_owned(), config.worker.clone()),
+            (crate::TAG_CREATED.to_owned(), created.to_string()),
+        ]);
+        let registry = spec
+            .registry
+            .iter()
+            .map(|r| RegistryCredential {
+                server: r.server.clone(),
+                username: r.username.clone(),
+                password: Some(r.password.expose().to_owned()),
+            })
+            .collect();
+        Ok(ContainerGroup {
+            id: None,
+            name: None,
+            location: Some(config.location.clone()),
+            tags: Some(tags),
+            properties: GroupProperties {
+                provisioning_state: None,
+                containers,
+                image_registry_credentials: registry,
+                restart_policy: Some("Never".into()),
+                os_type: "Linux".into(),
+                volumes,
+                sku: Some("Standard".into()),
+                priority: Some(priority.as_str().into()),
+                instance_view: None,
+            },
+        })
+    }
+}
+
+fn environment(c: &ContainerSpec) -> Vec<EnvironmentVariable> {
+    c.env
+        .iter()
+        .map(|var| match &var.value {
+            EnvValue::Plain(v) => EnvironmentVariable {
+                name: var.name.clone(),
+                value: Some(v.clone()),
+                secure_value: None,
+            },
+            EnvValue::Secret(s) => EnvironmentVariable {
+                name: var.name.clone(),
+                value: None,
+                secure_value: Some(s.expose().to_owned()),
+            },
+        })
+        .collect()
+}
+
+fn requests(c: &ContainerSpec, config: &AciConfig) -> ResourceRequests {
+    let cpu = c.resources.cpus.filter(|c| *c > 0.0).unwrap_or(config.default_cpus);
+    let memory_in_gb = c
+        .resources
+        .memory_bytes
+        .filter(|m| *m > 0)
+        // ACI takes memory in GB with one decimal; round up so the limit is not cut.
+        .map(|bytes| (bytes as f64 / f64::from(1u32 << 30) * 10.0).ceil() / 10.0)
+        .unwrap_or(config.default_memory_gb);
+    let gpu = c.resources.gpu.as_ref().filter(|g| g.count > 0).map(|g| GpuResource {
+        count: g.count,
+        sku: g.sku.clone().unwrap_or_else(|| config.gpu_sku.clone()),
+    });
+    ResourceRequests { memory_in_gb, cpu, gpu }
+}
