@@ -524,6 +524,8 @@ impl FileClient {
                 Err(source) => (Error::network(request.operation, &resource, source), None),
             };
             let (error, retry_after) = error;
+            metrics::counter!("aci_worker_storage_errors_total", "operation" => request.operation)
+                .increment(1);
             if !error.is_transient() || attempt >= self.config.attempts {
                 return Err(error);
             }

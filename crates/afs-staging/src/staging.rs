@@ -218,6 +218,10 @@ impl Stager {
             }
             Mode::Mounted { mount, .. } => mounted::publish(mount, &locations, plan).await,
         }
+        .inspect(|stats| {
+            metrics::counter!("aci_worker_staging_bytes_total", "direction" => "up")
+                .increment(stats.bytes);
+        })
     }
 
     /// Brings `downloads` back into `workspace`. A remote path that does not exist
@@ -245,6 +249,8 @@ impl Stager {
             total.bytes += stats.bytes;
             total.folders += stats.folders;
         }
+        metrics::counter!("aci_worker_staging_bytes_total", "direction" => "down")
+            .increment(total.bytes);
         Ok(total)
     }
 

@@ -332,6 +332,8 @@ impl ArmClient {
                 }
                 Err(e) => e,
             };
+            let status = error.status().map_or_else(|| "none".to_owned(), |s| s.to_string());
+            metrics::counter!("aci_worker_arm_errors_total", "status" => status).increment(1);
             let retryable = match retry {
                 Retry::Transient => error.is_transient(),
                 Retry::TransientButCapacity => error.is_transient() && error.status() != Some(503),

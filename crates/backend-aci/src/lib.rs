@@ -545,6 +545,9 @@ impl ComputeBackend for AciBackend {
     ) -> BoxFuture<'a, compute::Result<Outcome>> {
         Box::pin(async move {
             spec.validate()?;
+            // A group or shares left by an earlier attempt of the same job (a worker
+            // killed mid-run and restarted) go first: the run starts clean.
+            self.cleanup_job(&spec.id).await?;
             let guard = CleanupGuard { backend: self.clone(), job: Some(spec.id.clone()) };
             let result = self.run_job(spec, events).await;
             let cleaned = self.cleanup_job(&spec.id).await;

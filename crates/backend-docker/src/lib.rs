@@ -220,6 +220,37 @@ impl DockerBackend {
         Ok(removed)
     }
 
+    /// Removes this worker's job containers created more than `older_than` ago:
+    /// what a crash left behind. Returns how many went.
+    pub async fn sweep_orphans(&self, older_than: Duration) -> Result<usize> {
+        let label = format!("{LABEL_WORKER}={}", self.config.worker);
+        let filters = HashMap::from([("label".to_owned(), vec![label])]);
+        let options =
+            ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        let found = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| platform("list containers", e))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let mut removed = 0;
+        for summary in found {
+            let old = summary.created.is_some_and(|c| now - c >= older_than.as_secs() as i64);
+            if let (true, Some(id)) = (old, summary.id) {
+                remove(&self.docker, &id).await.map_err(|e| platform("remove container", e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Asks the engine whether it is there.
+    pub async fn ping(&self) -> Result<()> {
+        self.docker.ping().await.map(|_| ()).map_err(|e| platform("ping the Docker engine", e))
+    }
+
     fn create_body(
         &self,
         spec: &JobSpec,

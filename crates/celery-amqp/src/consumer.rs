@@ -297,3 +297,33 @@ async fn attach(connection: &Connection, config: &ConsumerConfig) -> Result<Chan
     tracing::info!(queue = %config.queue, "declared the queue, which did not exist");
     Ok(channel)
 }
+
+/// What a passive look at a queue found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueStatus {
+    /// Messages ready in it.
+    pub messages: u32,
+    /// Consumers attached to it.
+    pub consumers: u32,
+}
+
+/// Looks at a queue without changing anything (a passive declare): for health
+/// checks. An absent queue or a missing permission is an error.
+pub async fn queue_status(broker: &BrokerOptions, queue: &str) -> Result<QueueStatus> {
+    let connection = broker.connect().await?;
+    let result = async {
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|source| Error::Broker { operation: "open channel", source })?;
+        let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+        let found = channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+            .map_err(|source| Error::Attach { queue: queue.to_owned(), source })?;
+        Ok(QueueStatus { messages: found.message_count(), consumers: found.consumer_count() })
+    }
+    .await;
+    let _ = connection.close(200, "done".into()).await;
+    result
+}

@@ -49,7 +49,7 @@ mod publisher;
 mod uri;
 
 pub use connect::BrokerOptions;
-pub use consumer::{ArgsCheck, ConsumerConfig, Delivery, TaskConsumer};
+pub use consumer::{ArgsCheck, ConsumerConfig, Delivery, QueueStatus, TaskConsumer, queue_status};
 pub use error::{Error, Result};
 pub use message::{
     DEFAULT_MAX_BODY, DecodeError, Encoded, JSON, Properties, TaskMessage, new_task_id,

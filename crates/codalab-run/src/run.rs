@@ -41,6 +41,9 @@ pub struct RunnerConfig {
     pub network: bool,
     /// Credentials for a private registry.
     pub registry: Option<RegistryCredentials>,
+    /// GPUs for a container whose task gives no GPU hint (the upstream worker's
+    /// `USE_GPU`).
+    pub default_gpus: Option<u32>,
 }
 
 impl RunnerConfig {
@@ -57,6 +60,7 @@ impl RunnerConfig {
             transfer: TransferConfig::default(),
             network: false,
             registry: None,
+            default_gpus: None,
         }
     }
 }
@@ -409,7 +413,11 @@ impl<B: ComputeBackend> Runner<B> {
             c.resources.cpus = hints.cpu;
             c.resources.memory_bytes =
                 hints.ram_gb.map(|gb| (gb * 1024.0 * 1024.0 * 1024.0) as u64);
-            c.resources.gpu = hints.gpu.filter(|n| *n > 0).map(|count| Gpu { count, sku: None });
+            c.resources.gpu = hints
+                .gpu
+                .or(self.config.default_gpus)
+                .filter(|n| *n > 0)
+                .map(|count| Gpu { count, sku: None });
             c.stdout = Some(ws.wp(&format!("{}/{round}-{logs}.stdout", local::LOGS)));
             c.stderr = Some(ws.wp(&format!("{}/{round}-{logs}.stderr", local::LOGS)));
         };

@@ -1,0 +1,738 @@
+//! Settings: defaults, then an optional TOML file, then the environment. Every
+//! problem is collected before anything connects; messages never hold a secret
+//! value. `docs/configuration.md` is the reference.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use celery_amqp::BrokerUrl;
+use compute::{RegistryCredentials, Secret};
+
+/// Every setting this worker knows, lower case (TOML keys; upper case in the
+/// environment).
+pub const KNOWN: &[&str] = &[
+    "broker_url",
+    "broker_use_ssl",
+    "main_broker_url",
+    "main_broker_login",
+    "main_broker_pass",
+    "azure_auth_location",
+    "aci_pred",
+    "aci_score",
+    "submission_temp_dir",
+    "worker_concurrency",
+    "image_registry_server",
+    "image_registry_username",
+    "image_registry_pwd",
+    "afs_credentials",
+    "afs_name",
+    "afs_key",
+    "afs_share",
+    "use_gpu",
+    "codalab_hostname",
+    "dont_finalize_submission",
+    "log_cfg",
+    "worker",
+    "queue_name",
+    "updates_queue",
+    "broker_ca_file",
+    "worker_name",
+    "state_dir",
+    "http_addr",
+    "log_level",
+    "log_format",
+    "shutdown_grace_secs",
+    "on_shutdown",
+    "azure_resource_group",
+    "azure_location",
+    "azure_subscription_id",
+    "azure_managed_identity",
+    "azure_client_id",
+    "azure_arm_endpoint",
+    "azure_ca_file",
+    "aci_priority",
+    "aci_default_cpu",
+    "aci_default_memory_gb",
+    "aci_gpu_sku",
+    "aci_capacity_retry_secs",
+    "orphan_age_secs",
+    "afs_mode",
+    "afs_endpoint",
+    "network",
+];
+
+/// How log lines look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What happens to tasks still running when the shutdown grace period is over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnShutdown {
+    /// Publish the task again for another worker.
+    Requeue,
+    /// Report it `failed`.
+    Fail,
+}
+
+/// How ARM tokens are obtained.
+#[derive(Clone, Debug)]
+pub enum AzureAuth {
+    /// The `azure_creds` file.
+    SdkFile(PathBuf),
+    /// The machine's managed identity (user-assigned when a client id is given).
+    ManagedIdentity { client_id: Option<String> },
+}
+
+/// Settings of the ACI backend.
+#[derive(Clone, Debug)]
+pub struct Azure {
+    pub auth: AzureAuth,
+    pub subscription_id: Option<String>,
+    pub resource_group: String,
+    pub location: String,
+    pub arm_endpoint: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub spot: bool,
+    pub default_cpu: f64,
+    pub default_memory_gb: f64,
+    pub gpu_sku: String,
+    pub capacity_retry: Duration,
+}
+
+/// Azure Files: per-run shares or the mounted share.
+#[derive(Clone, Debug)]
+pub struct Afs {
+    pub account: String,
+    pub key: Secret,
+    pub share: Option<String>,
+    pub endpoint: String,
+    pub mounted: bool,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub broker: Option<BrokerUrl>,
+    pub main_broker: Option<BrokerUrl>,
+    pub broker_ca_file: Option<PathBuf>,
+    pub queue: String,
+    pub updates_queue: String,
+    pub aci_pred: bool,
+    pub aci_score: bool,
+    pub work_root: PathBuf,
+    pub concurrency: usize,
+    pub registry: Option<RegistryCredentials>,
+    pub afs: Option<Afs>,
+    pub azure: Option<Azure>,
+    pub use_gpu: bool,
+    pub hostname: String,
+    pub dont_finalize: bool,
+    pub worker_name: String,
+    pub state_dir: PathBuf,
+    pub http_addr: Option<SocketAddr>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub grace: Duration,
+    pub on_shutdown: OnShutdown,
+    pub orphan_age: Duration,
+    pub network: bool,
+    /// Things worth telling the operator (ignored legacy settings, unknown keys).
+    pub notices: Vec<String>,
+    /// Every secret value, for log redaction.
+    pub secrets: Vec<String>,
+}
+
+impl Config {
+    /// Whether any step runs on ACI.
+    #[cfg(test)]
+    pub fn uses_aci(&self) -> bool {
+        self.aci_pred || self.aci_score
+    }
+}
+
+/// Every problem found, one per line.
+#[derive(Debug)]
+pub struct Problems(pub Vec<String>);
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "invalid configuration ({} problem{}):",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Raw values by lower-case name, with where each came from.
+pub struct Sources {
+    values: BTreeMap<String, String>,
+    file_keys: Vec<String>,
+}
+
+impl Sources {
+    /// Reads the TOML file (if any) and the given environment, the environment
+    /// winning.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Sources, Problems> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file).format(config::FileFormat::Toml).required(true),
+            );
+        }
+        let file_values =
+            builder.build().map_err(|e| Problems(vec![format!("configuration file: {e}")]))?;
+        let table = file_values
+            .try_deserialize::<BTreeMap<String, config::Value>>()
+            .map_err(|e| Problems(vec![format!("configuration file: {e}")]))?;
+        let mut values = BTreeMap::new();
+        let mut file_keys = Vec::new();
+        let mut problems = Vec::new();
+        for (key, value) in table {
+            let key = key.to_ascii_lowercase();
+            match value.clone().into_string() {
+                Ok(text) => {
+                    file_keys.push(key.clone());
+                    values.insert(key, text);
+                }
+                Err(_) => problems
+                    .push(format!("configuration file: {key} must be a string, number or boolean")),
+            }
+        }
+        for (name, value) in env {
+            let key = name.to_ascii_lowercase();
+            if KNOWN.contains(&key.as_str()) {
+                values.insert(key, value);
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Problems(problems));
+        }
+        Ok(Sources { values, file_keys })
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str).map(str::trim).filter(|v| !v.is_empty())
+    }
+}
+
+/// What the settings are needed for: `serve` and `check` need a broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Serve,
+    RunTask,
+    Cleanup,
+}
+
+struct Reader<'a> {
+    sources: &'a Sources,
+    problems: Vec<String>,
+    secrets: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn string(&self, key: &str) -> Option<String> {
+        self.sources.get(key).map(str::to_owned)
+    }
+
+    fn secret(&mut self, key: &str) -> Option<Secret> {
+        let value = self.string(key)?;
+        self.secrets.push(value.clone());
+        Some(Secret::new(value))
+    }
+
+    fn bool(&mut self, key: &str, default: bool) -> bool {
+        match self.sources.get(key) {
+            None => default,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    self.problems.push(format!(
+                        "{}: {v:?} is not a boolean (true or false)",
+                        key.to_uppercase()
+                    ));
+                    default
+                }
+            },
+        }
+    }
+
+    fn number<T: std::str::FromStr>(
+        &mut self,
+        key: &str,
+        default: T,
+        check: impl Fn(&T) -> bool,
+        what: &str,
+    ) -> T {
+        match self.sources.get(key) {
+            None => default,
+            Some(v) => match v.parse::<T>() {
+                Ok(n) if check(&n) => n,
+                _ => {
+                    self.problems.push(format!("{}: {v:?} is not {what}", key.to_uppercase()));
+                    default
+                }
+            },
+        }
+    }
+
+    fn path(&mut self, key: &str) -> Option<PathBuf> {
+        self.string(key).map(PathBuf::from)
+    }
+
+    fn readable_file(&mut self, key: &str) -> Option<PathBuf> {
+        let path = self.path(key)?;
+        if let Err(e) = std::fs::metadata(&path) {
+            self.problems.push(format!("{}: {}: {e}", key.to_uppercase(), path.display()));
+        }
+        Some(path)
+    }
+
+    fn broker(&mut self, key: &str) -> Option<BrokerUrl> {
+        let text = self.string(key)?;
+        match BrokerUrl::parse(&text) {
+            Ok(url) => {
+                if !url.password.expose().is_empty() {
+                    self.secrets.push(url.password.expose().to_owned());
+                }
+                Some(url)
+            }
+            Err(e) => {
+                self.problems.push(format!("{}: {e}", key.to_uppercase()));
+                None
+            }
+        }
+    }
+}
+
+/// Reads `KEY=VALUE` lines of the AFS credentials file.
+fn afs_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("AFS_CREDENTIALS: {}: {e}", path.display()))?;
+    let mut values = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!(
+                "AFS_CREDENTIALS: {} line {}: expected NAME=value",
+                path.display(),
+                n + 1
+            ));
+        };
+        let value = value.trim().trim_matches('"').trim_matches('\'');
+        values.insert(key.trim().to_ascii_uppercase(), value.to_owned());
+    }
+    Ok(values)
+}
+
+/// Validates the settings for `purpose`.
+pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
+    let mut r = Reader { sources, problems: Vec::new(), secrets: Vec::new() };
+    let mut notices = Vec::new();
+    for key in &sources.file_keys {
+        if !KNOWN.contains(&key.as_str()) {
+            notices.push(format!("configuration file: unknown setting {key} is ignored"));
+        }
+    }
+    if sources.get("log_cfg").is_some() {
+        notices.push(
+            "LOG_CFG is no longer needed and is ignored: use LOG_LEVEL and LOG_FORMAT".into(),
+        );
+    }
+    if sources.get("worker").is_some() {
+        notices
+            .push("WORKER is no longer needed and is ignored: there is one kind of worker".into());
+    }
+
+    let use_ssl = r.bool("broker_use_ssl", false);
+    let broker = r.broker("broker_url").map(|u| if use_ssl { u.with_tls() } else { u });
+    let mut main_broker =
+        r.broker("main_broker_url").map(|u| if use_ssl { u.with_tls() } else { u });
+    let main_login = r.string("main_broker_login");
+    let main_pass = r.secret("main_broker_pass");
+    if main_broker.is_none() {
+        main_broker = broker.clone();
+    }
+    if let Some(url) = main_broker.take() {
+        let username = main_login.clone().unwrap_or_else(|| url.username.clone());
+        let password = main_pass.clone().unwrap_or_else(|| url.password.clone());
+        main_broker = Some(url.with_credentials(&username, password));
+    }
+    if purpose == Purpose::Serve && broker.is_none() && sources.get("broker_url").is_none() {
+        r.problems.push("BROKER_URL is required: where the compute-worker queue is".into());
+    }
+
+    let aci_pred = r.bool("aci_pred", false);
+    let aci_score = r.bool("aci_score", false);
+    let uses_aci = aci_pred || aci_score;
+    let concurrency = r.number(
+        "worker_concurrency",
+        if uses_aci { 8usize } else { 1 },
+        |n| (1..=1000).contains(n),
+        "a number of tasks from 1 to 1000",
+    );
+
+    let registry = match (r.string("image_registry_server"), r.string("image_registry_username")) {
+        (Some(server), Some(username)) => {
+            let password = r.secret("image_registry_pwd").unwrap_or_default();
+            Some(RegistryCredentials { server, username, password })
+        }
+        (None, None) => None,
+        _ => {
+            r.problems.push("IMAGE_REGISTRY_SERVER and IMAGE_REGISTRY_USERNAME go together".into());
+            None
+        }
+    };
+
+    // Azure Files: the credentials file, overridden by the environment.
+    let mut afs_values = BTreeMap::new();
+    if let Some(path) = r.path("afs_credentials") {
+        match afs_file(&path) {
+            Ok(values) => afs_values = values,
+            Err(e) => r.problems.push(e),
+        }
+    }
+    for key in ["afs_name", "afs_key", "afs_share"] {
+        if let Some(v) = r.string(key) {
+            afs_values.insert(key.to_uppercase(), v);
+        }
+    }
+    if let Some(key) = afs_values.get("AFS_KEY") {
+        r.secrets.push(key.clone());
+    }
+    let afs_mode = r.string("afs_mode").unwrap_or_else(|| "shares".into());
+    let mounted = match afs_mode.as_str() {
+        "shares" => false,
+        "mounted" => true,
+        other => {
+            r.problems.push(format!("AFS_MODE: {other:?} is not shares or mounted"));
+            false
+        }
+    };
+    let afs = match (afs_values.get("AFS_NAME"), afs_values.get("AFS_KEY")) {
+        (Some(account), Some(key)) => {
+            if let Err(e) = afs_staging::auth::SharedKey::new(account, key) {
+                r.problems.push(format!("AFS_NAME/AFS_KEY: {e}"));
+            }
+            let share = afs_values.get("AFS_SHARE").cloned();
+            if mounted && share.is_none() {
+                r.problems.push("AFS_MODE=mounted needs AFS_SHARE".into());
+            }
+            let endpoint = r
+                .string("afs_endpoint")
+                .unwrap_or_else(|| afs_staging::ClientConfig::azure_endpoint(account));
+            Some(Afs {
+                account: account.clone(),
+                key: Secret::new(key.clone()),
+                share,
+                endpoint,
+                mounted,
+            })
+        }
+        (None, None) => None,
+        _ => {
+            r.problems.push("AFS_NAME and AFS_KEY go together".into());
+            None
+        }
+    };
+
+    let managed = r.bool("azure_managed_identity", false);
+    let auth_file = if managed {
+        r.path("azure_auth_location")
+    } else {
+        r.readable_file("azure_auth_location")
+    };
+    let azure_ca = r.readable_file("azure_ca_file");
+    let priority = r.string("aci_priority").unwrap_or_else(|| "regular".into());
+    let spot = match priority.to_ascii_lowercase().as_str() {
+        "regular" => false,
+        "spot" => true,
+        other => {
+            r.problems.push(format!("ACI_PRIORITY: {other:?} is not regular or spot"));
+            false
+        }
+    };
+    let default_cpu =
+        r.number("aci_default_cpu", 1.0f64, |n| *n > 0.0 && *n <= 64.0, "a CPU count");
+    let default_memory_gb = r.number(
+        "aci_default_memory_gb",
+        1.5f64,
+        |n| *n > 0.0 && *n <= 1024.0,
+        "a memory size in GB",
+    );
+    let capacity_retry = Duration::from_secs(r.number(
+        "aci_capacity_retry_secs",
+        900u64,
+        |_| true,
+        "a number of seconds",
+    ));
+    let gpu_sku = r.string("aci_gpu_sku").unwrap_or_else(|| "V100".into());
+    let azure = if uses_aci {
+        let resource_group = r.string("azure_resource_group");
+        let location = r.string("azure_location");
+        if resource_group.is_none() {
+            r.problems
+                .push("AZURE_RESOURCE_GROUP is required when ACI_PRED or ACI_SCORE is on".into());
+        }
+        if location.is_none() {
+            r.problems.push("AZURE_LOCATION is required when ACI_PRED or ACI_SCORE is on".into());
+        }
+        let auth = if managed {
+            if r.string("azure_subscription_id").is_none() {
+                r.problems
+                    .push("AZURE_SUBSCRIPTION_ID is required with AZURE_MANAGED_IDENTITY".into());
+            }
+            AzureAuth::ManagedIdentity { client_id: r.string("azure_client_id") }
+        } else {
+            match &auth_file {
+                Some(path) => {
+                    if path.exists()
+                        && let Err(e) = backend_aci::credentials::SdkAuth::from_file(path)
+                    {
+                        r.problems.push(format!("AZURE_AUTH_LOCATION: {e}"));
+                    }
+                    AzureAuth::SdkFile(path.clone())
+                }
+                None => {
+                    r.problems.push(
+                        "AZURE_AUTH_LOCATION (or AZURE_MANAGED_IDENTITY) is required when ACI_PRED or ACI_SCORE is on".into(),
+                    );
+                    AzureAuth::SdkFile(PathBuf::new())
+                }
+            }
+        };
+        if afs.is_none() {
+            r.problems.push("AFS_NAME and AFS_KEY (or AFS_CREDENTIALS) are required when ACI_PRED or ACI_SCORE is on".into());
+        }
+        Some(Azure {
+            auth,
+            subscription_id: r.string("azure_subscription_id"),
+            resource_group: resource_group.unwrap_or_default(),
+            location: location.unwrap_or_default(),
+            arm_endpoint: r.string("azure_arm_endpoint"),
+            ca_file: azure_ca,
+            spot,
+            default_cpu,
+            default_memory_gb,
+            gpu_sku,
+            capacity_retry,
+        })
+    } else {
+        None
+    };
+
+    let http_addr = match r.sources.get("http_addr") {
+        None if r.sources.values.contains_key("http_addr") => None,
+        None => Some("127.0.0.1:9100".parse().expect("valid")),
+        Some(text) => match text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                r.problems
+                    .push(format!("HTTP_ADDR: {text:?} is not an address such as 127.0.0.1:9100"));
+                None
+            }
+        },
+    };
+    let log_format = match r.string("log_format").as_deref() {
+        None | Some("plain") => LogFormat::Plain,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            r.problems.push(format!("LOG_FORMAT: {other:?} is not plain or json"));
+            LogFormat::Plain
+        }
+    };
+    let log_level = r.string("log_level").unwrap_or_else(|| "info".into());
+    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        r.problems.push(format!(
+            "LOG_LEVEL: {log_level:?} is not a filter such as info or info,celery_amqp=debug"
+        ));
+    }
+    let on_shutdown = match r.string("on_shutdown").as_deref() {
+        None | Some("requeue") => OnShutdown::Requeue,
+        Some("fail") => OnShutdown::Fail,
+        Some(other) => {
+            r.problems.push(format!("ON_SHUTDOWN: {other:?} is not requeue or fail"));
+            OnShutdown::Requeue
+        }
+    };
+    let grace = Duration::from_secs(r.number(
+        "shutdown_grace_secs",
+        600u64,
+        |_| true,
+        "a number of seconds",
+    ));
+    let orphan_age = Duration::from_secs(r.number(
+        "orphan_age_secs",
+        86_400u64,
+        |_| true,
+        "a number of seconds",
+    ));
+    let hostname = r.string("codalab_hostname").unwrap_or_else(codalab_run::hostname);
+    let worker_name = r.string("worker_name").unwrap_or_else(codalab_run::hostname);
+    let broker_ca_file = r.readable_file("broker_ca_file");
+    let use_gpu = r.bool("use_gpu", false);
+    let dont_finalize = r.bool("dont_finalize_submission", false);
+    let network = r.bool("network", false);
+    let config = Config {
+        broker,
+        main_broker,
+        broker_ca_file,
+        queue: r.string("queue_name").unwrap_or_else(|| "compute-worker".into()),
+        updates_queue: r.string("updates_queue").unwrap_or_else(|| "submission-updates".into()),
+        aci_pred,
+        aci_score,
+        work_root: r.path("submission_temp_dir").unwrap_or_else(|| "/tmp/codalab".into()),
+        concurrency,
+        registry,
+        afs,
+        azure,
+        use_gpu,
+        hostname,
+        dont_finalize,
+        worker_name,
+        state_dir: r.path("state_dir").unwrap_or_else(|| "/var/lib/aci-worker/state".into()),
+        http_addr,
+        log_level,
+        log_format,
+        grace,
+        on_shutdown,
+        orphan_age,
+        network,
+        notices,
+        secrets: Vec::new(),
+    };
+    if !r.problems.is_empty() {
+        return Err(Problems(r.problems));
+    }
+    Ok(Config { secrets: r.secrets, ..config })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)], purpose: Purpose) -> Result<Config, Problems> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        build(&Sources::load(None, env)?, purpose)
+    }
+
+    #[test]
+    fn defaults_for_local_docker() {
+        let config =
+            load(&[("BROKER_URL", "pyamqp://u:p@127.0.0.1:5672/comp")], Purpose::Serve).unwrap();
+        assert_eq!(config.concurrency, 1);
+        assert_eq!(config.queue, "compute-worker");
+        assert!(!config.uses_aci());
+        assert_eq!(config.main_broker.as_ref().unwrap().vhost, "comp");
+        assert_eq!(config.secrets, vec!["p".to_string()]);
+    }
+
+    #[test]
+    fn every_problem_is_listed_without_secrets() {
+        let err = load(
+            &[
+                ("BROKER_URL", "nonsense"),
+                ("ACI_PRED", "True"),
+                ("WORKER_CONCURRENCY", "many"),
+                ("IMAGE_REGISTRY_PWD", "registry-secret"),
+                ("AFS_NAME", "acct"),
+                ("AFS_KEY", "not base64 at all!"),
+                ("LOG_FORMAT", "xml"),
+            ],
+            Purpose::Serve,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for expected in [
+            "BROKER_URL",
+            "WORKER_CONCURRENCY",
+            "AZURE_RESOURCE_GROUP",
+            "AZURE_LOCATION",
+            "AZURE_AUTH_LOCATION",
+            "AFS_NAME/AFS_KEY",
+            "LOG_FORMAT",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from:\n{text}");
+        }
+        assert!(!text.contains("registry-secret") && !text.contains("not base64 at all"), "{text}");
+    }
+
+    #[test]
+    fn main_broker_credentials_replace_the_urls() {
+        let config = load(
+            &[
+                ("BROKER_URL", "amqp://comp:cpass@rabbit:5672/comp"),
+                ("MAIN_BROKER_URL", "amqp://rabbit:5672//"),
+                ("MAIN_BROKER_LOGIN", "main"),
+                ("MAIN_BROKER_PASS", "mpass"),
+                ("BROKER_USE_SSL", "true"),
+                ("LOG_CFG", "/x"),
+            ],
+            Purpose::Serve,
+        )
+        .unwrap();
+        let main = config.main_broker.unwrap();
+        assert_eq!(
+            (main.username.as_str(), main.password.expose(), main.vhost.as_str()),
+            ("main", "mpass", "/")
+        );
+        assert!(main.tls && config.broker.unwrap().tls);
+        assert!(config.notices.iter().any(|n| n.contains("LOG_CFG")));
+        assert!(config.secrets.contains(&"mpass".to_string()));
+    }
+
+    #[test]
+    fn the_file_layer_is_overridden_by_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("worker.toml");
+        std::fs::write(
+            &file,
+            "broker_url = \"amqp://a:b@h/v\"\nworker_concurrency = 3\nbogus = 1\n",
+        )
+        .unwrap();
+        let env = vec![("WORKER_CONCURRENCY".to_string(), "5".to_string())];
+        let config = build(&Sources::load(Some(&file), env).unwrap(), Purpose::Serve).unwrap();
+        assert_eq!(config.concurrency, 5);
+        assert_eq!(config.broker.unwrap().vhost, "v");
+        assert!(config.notices.iter().any(|n| n.contains("bogus")));
+    }
+
+    #[test]
+    fn afs_credentials_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("afs_creds");
+        std::fs::write(&file, "AFS_NAME=storageacct\nAFS_KEY=AAECAw==\nAFS_SHARE=codalab\n")
+            .unwrap();
+        let config = load(
+            &[("AFS_CREDENTIALS", file.to_str().unwrap()), ("AFS_MODE", "mounted")],
+            Purpose::RunTask,
+        )
+        .unwrap();
+        let afs = config.afs.unwrap();
+        assert_eq!(
+            (afs.account.as_str(), afs.share.as_deref(), afs.mounted),
+            ("storageacct", Some("codalab"), true)
+        );
+        assert!(config.secrets.contains(&"AAECAw==".to_string()));
+    }
+}

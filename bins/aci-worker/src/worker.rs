@@ -1,0 +1,470 @@
+//! `serve`: the consume loop, task runs, the outbox, and shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use celery_amqp::codalab::{
+    COMPUTE_WORKER_RUN, SubmissionStatus, check_compute_worker_run, compute_worker_run_args,
+    update_submission,
+};
+use celery_amqp::{
+    BrokerOptions, ConsumerConfig, Delivery, Publisher, PublisherConfig, TaskConsumer, TaskMessage,
+};
+use codalab_run::{Status, StatusSink, StatusUpdate};
+use compute::{BoxError, BoxFuture};
+use serde_json::Value;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::backends::Backends;
+use crate::config::{Config, OnShutdown};
+use crate::logging::Secrets;
+use crate::ops::Readiness;
+use crate::state::{Outgoing, State, TaskRecord};
+
+/// Everything a task run needs, shared.
+struct Shared {
+    config: Arc<Config>,
+    state: Arc<State>,
+    backends: Backends,
+    secrets: Secrets,
+    outbox: Arc<Notify>,
+    requeue: Publisher,
+}
+
+/// How one task ended, for metrics.
+#[derive(Clone, Copy, Debug)]
+enum Ended {
+    Finished,
+    Failed,
+    Requeued,
+    Kept,
+}
+
+impl Ended {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ended::Finished => "finished",
+            Ended::Failed => "failed",
+            Ended::Requeued => "requeued",
+            Ended::Kept => "kept",
+        }
+    }
+}
+
+/// Status updates go to the durable outbox; the sender publishes them in order.
+struct OutboxSink {
+    state: Arc<State>,
+    notify: Arc<Notify>,
+    task_id: String,
+    job_id: Value,
+    secret: String,
+}
+
+impl StatusSink for OutboxSink {
+    fn send<'a>(&'a self, update: StatusUpdate) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let outgoing = Outgoing {
+                task_id: self.task_id.clone(),
+                job_id: self.job_id.clone(),
+                status: update.status.as_str().to_owned(),
+                extra: update.extra(),
+                secret: self.secret.clone(),
+            };
+            let state = self.state.clone();
+            tokio::task::spawn_blocking(move || state.enqueue(&outgoing)).await??;
+            self.notify.notify_one();
+            Ok(())
+        })
+    }
+}
+
+fn broker_options(config: &Config, url: &celery_amqp::BrokerUrl, role: &str) -> BrokerOptions {
+    let mut options =
+        BrokerOptions::new(url.clone(), format!("aci-worker {} ({role})", config.worker_name));
+    options.ca_file = config.broker_ca_file.clone();
+    options
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn record_of(task: &TaskMessage) -> TaskRecord {
+    TaskRecord {
+        id: task.id.clone(),
+        name: task.name.clone(),
+        args: task.args.clone(),
+        kwargs: task.kwargs.clone(),
+        priority: task.priority,
+        received_at: now(),
+        starts: 0,
+    }
+}
+
+fn message_of(record: &TaskRecord) -> TaskMessage {
+    let mut task = TaskMessage::new(record.name.clone(), record.args.clone());
+    task.id = record.id.clone();
+    task.root_id = Some(record.id.clone());
+    task.kwargs = record.kwargs.clone();
+    task.priority = record.priority;
+    task
+}
+
+/// Signals as a channel: every SIGTERM or SIGINT is one message.
+fn signals() -> Result<mpsc::UnboundedReceiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Runs the worker until a signal; the process exit code.
+pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Result<u8> {
+    let config = Arc::new(config);
+    let mut signals = signals()?;
+    let state = Arc::new(
+        State::open(&config.state_dir)
+            .with_context(|| format!("STATE_DIR {}", config.state_dir.display()))?,
+    );
+    let _ = state.prune_done(Duration::from_secs(7 * 24 * 3600));
+    let backends = crate::backends::build(&config, false).await?;
+    let broker = config.broker.clone().context("BROKER_URL")?;
+    let main = config.main_broker.clone().context("MAIN_BROKER_URL")?;
+
+    let outbox = Arc::new(Notify::new());
+    let updates = Publisher::new(PublisherConfig::to_queue(
+        broker_options(&config, &main, "updates"),
+        &config.updates_queue,
+    ));
+    let mut requeue_config =
+        PublisherConfig::to_queue(broker_options(&config, &broker, "requeue"), &config.queue);
+    requeue_config.exchange = String::new();
+    requeue_config.queue = None;
+    let ctx = Arc::new(Shared {
+        config: config.clone(),
+        state: state.clone(),
+        backends,
+        secrets,
+        outbox: outbox.clone(),
+        requeue: Publisher::new(requeue_config),
+    });
+    let (outbox_stop_tx, outbox_stop) = watch::channel(false);
+    let sender = tokio::spawn(outbox_loop(state.clone(), updates, outbox.clone(), outbox_stop));
+
+    let permits = Arc::new(Semaphore::new(config.concurrency));
+    let (kill_tx, kill_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    // Tasks a previous run of this worker took and did not finish.
+    let pending = state.pending().context("reading the state directory")?;
+    if !pending.is_empty() {
+        tracing::info!(count = pending.len(), "resuming tasks taken before the last stop");
+    }
+    for record in pending {
+        let permit = permits.clone().acquire_owned().await.expect("never closed");
+        tasks.spawn(run_task(ctx.clone(), record, permit, kill_rx.clone()));
+    }
+    if let Some(aci) = ctx.backends.aci.clone() {
+        let age = config.orphan_age;
+        tokio::spawn(async move {
+            match aci.sweep_orphans(age).await {
+                Ok(report) if !report.groups.is_empty() || !report.shares.is_empty() => {
+                    tracing::info!(
+                        groups = report.groups.len(),
+                        shares = report.shares.len(),
+                        "removed orphans"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %compute::error_chain(&e), "orphan sweep failed"),
+            }
+        });
+    }
+
+    let mut consumer_config =
+        ConsumerConfig::new(broker_options(&config, &broker, "tasks"), config.queue.clone())
+            .accept(COMPUTE_WORKER_RUN, check_compute_worker_run);
+    consumer_config.prefetch = u16::try_from(config.concurrency).unwrap_or(u16::MAX);
+    let mut consumer = loop {
+        tokio::select! {
+            result = TaskConsumer::connect(consumer_config.clone()) => match result {
+                Ok(consumer) => break consumer,
+                Err(e) => {
+                    tracing::warn!(error = %celery_amqp::error_chain(&e), "cannot reach the task broker yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            },
+            _ = signals.recv() => return Ok(0),
+        }
+    };
+    readiness.set(true);
+    tracing::info!(queue = %config.queue, concurrency = config.concurrency, "consuming");
+
+    loop {
+        metrics::gauge!("aci_worker_broker_reconnects").set(consumer.reconnects() as f64);
+        tokio::select! {
+            _ = signals.recv() => break,
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = joined {
+                    tracing::error!(error = %e, "a task run panicked");
+                }
+            }
+            permit = permits.clone().acquire_owned() => {
+                let permit = permit.expect("never closed");
+                tokio::select! {
+                    _ = signals.recv() => break,
+                    delivery = consumer.next() => {
+                        if let Some(record) = take(&state, delivery).await {
+                            tasks.spawn(run_task(ctx.clone(), record, permit, kill_rx.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Shutdown: no new tasks; running ones get the grace period.
+    readiness.set(false);
+    consumer.close().await;
+    tracing::info!(
+        running = tasks.len(),
+        grace_s = config.grace.as_secs(),
+        "stopping: waiting for running tasks"
+    );
+    let deadline = tokio::time::Instant::now() + config.grace;
+    let mut killed = false;
+    while !tasks.is_empty() {
+        tokio::select! {
+            _ = tasks.join_next() => {}
+            _ = tokio::time::sleep_until(deadline), if !killed => {
+                tracing::warn!(running = tasks.len(), policy = ?config.on_shutdown, "grace period over: stopping running tasks");
+                let _ = kill_tx.send(true);
+                killed = true;
+            }
+            _ = signals.recv() => {
+                tracing::warn!("second signal: exiting now; unfinished tasks resume at the next start");
+                return Ok(130);
+            }
+        }
+    }
+    // Give the outbox a moment to deliver the last statuses; what remains waits on disk.
+    let drained = Instant::now() + Duration::from_secs(30);
+    while state.outbox_len() > 0 && Instant::now() < drained {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = signals.recv() => return Ok(130),
+        }
+    }
+    let _ = outbox_stop_tx.send(true);
+    outbox.notify_one();
+    let _ = sender.await;
+    tracing::info!("stopped");
+    Ok(0)
+}
+
+/// Records a delivery and acknowledges it; `None` when it is not to be run here.
+async fn take(state: &Arc<State>, delivery: Delivery) -> Option<TaskRecord> {
+    let record = record_of(&delivery.task);
+    let recorded = {
+        let state = state.clone();
+        let record = record.clone();
+        tokio::task::spawn_blocking(move || state.record(&record)).await
+    };
+    match recorded {
+        Ok(Ok(true)) => match delivery.ack().await {
+            Ok(()) => Some(record),
+            Err(e) => {
+                // Not acknowledged: the broker hands it out again.
+                tracing::warn!(task_id = %record.id, error = %celery_amqp::error_chain(&e), "ack failed; the task will come again");
+                let _ = state.forget(&record.id);
+                None
+            }
+        },
+        Ok(Ok(false)) => {
+            metrics::counter!("aci_worker_duplicate_deliveries_total").increment(1);
+            tracing::info!(task_id = %record.id, "task already taken; dropping the duplicate delivery");
+            let _ = delivery.ack().await;
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::error!(task_id = %record.id, error = %e, "cannot record the task; handing it back");
+            let _ = delivery.nack(true).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording stopped");
+            let _ = delivery.nack(true).await;
+            None
+        }
+    }
+}
+
+/// Runs one recorded task to its end.
+async fn run_task(
+    ctx: Arc<Shared>,
+    mut record: TaskRecord,
+    permit: OwnedSemaphorePermit,
+    mut kill: watch::Receiver<bool>,
+) {
+    let _permit = permit;
+    let task = message_of(&record);
+    let Some((job_id, args)) = compute_worker_run_args(&task) else {
+        tracing::error!(task_id = %record.id, "recorded task has no arguments; dropped");
+        let _ = ctx.state.finish(&record.id);
+        return;
+    };
+    let job_id = job_id.clone();
+    let args = args.clone();
+    let predict = args.get("predict").and_then(Value::as_bool).unwrap_or(false);
+    let step = if predict { "predict" } else { "score" };
+    let (runner, backend) = ctx.backends.for_step(predict);
+    let submission = args.get("submission_id").map(|v| v.to_string()).unwrap_or_default();
+    let span = tracing::info_span!("task", task_id = %record.id, job_id = %job_id, submission = %submission, step, backend);
+    async {
+        let secret = args.get("secret").and_then(Value::as_str).unwrap_or("").to_owned();
+        ctx.secrets.add(&secret);
+        record.starts += 1;
+        if record.starts > 1 {
+            tracing::info!(starts = record.starts, "running a task again after a restart");
+        }
+        let _ = ctx.state.update(&record);
+        let sink = OutboxSink {
+            state: ctx.state.clone(),
+            notify: ctx.outbox.clone(),
+            task_id: record.id.clone(),
+            job_id: job_id.clone(),
+            secret: secret.clone(),
+        };
+        metrics::gauge!("aci_worker_tasks_in_flight").increment(1.0);
+        let started = Instant::now();
+        tracing::info!("task started");
+        let ended = tokio::select! {
+            result = runner.run(&record.id, &args, &sink) => match result {
+                Ok(report) => {
+                    let _ = ctx.state.finish(&record.id);
+                    tracing::info!(status = report.status.as_str(), timed_out = report.timed_out, "task ended");
+                    if report.status == Status::Finished { Ended::Finished } else { Ended::Failed }
+                }
+                Err(retry) => {
+                    tracing::warn!(error = %compute::error_chain(&*retry.0), "task could not run here now; handing it back");
+                    hand_back(&ctx, &record).await
+                }
+            },
+            _ = async { let _ = kill.wait_for(|k| *k).await; } => {
+                // The run future is dropped: backends remove its containers.
+                match ctx.config.on_shutdown {
+                    OnShutdown::Requeue => hand_back(&ctx, &record).await,
+                    OnShutdown::Fail => {
+                        let update = StatusUpdate {
+                            status: Status::Failed,
+                            metadata: Default::default(),
+                            traceback: Some("The compute worker shut down before the submission finished.".into()),
+                        };
+                        let _ = sink.send(update).await;
+                        let _ = ctx.state.finish(&record.id);
+                        Ended::Failed
+                    }
+                }
+            }
+        };
+        metrics::gauge!("aci_worker_tasks_in_flight").decrement(1.0);
+        metrics::counter!("aci_worker_tasks_total", "step" => step, "backend" => backend, "outcome" => ended.as_str()).increment(1);
+        metrics::histogram!("aci_worker_task_duration_seconds", "step" => step, "backend" => backend)
+            .record(started.elapsed().as_secs_f64());
+        ctx.secrets.remove(&secret);
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Publishes the task again for some worker; on failure the record stays, and the
+/// task resumes at the next start.
+async fn hand_back(ctx: &Shared, record: &TaskRecord) -> Ended {
+    let task = message_of(record);
+    let secret = compute_worker_run_args(&task)
+        .and_then(|(_, args)| args.get("secret").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    match ctx.requeue.publish(&task, &[&secret]).await {
+        Ok(()) => {
+            let _ = ctx.state.forget(&record.id);
+            Ended::Requeued
+        }
+        Err(e) => {
+            tracing::error!(error = %celery_amqp::error_chain(&e), "could not hand the task back; it resumes at the next start");
+            Ended::Kept
+        }
+    }
+}
+
+/// Publishes the outbox in order, waiting out broker outages.
+async fn outbox_loop(
+    state: Arc<State>,
+    publisher: Publisher,
+    notify: Arc<Notify>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut backoff = backoff_for_outbox();
+    loop {
+        metrics::gauge!("aci_worker_outbox_pending").set(state.outbox_len() as f64);
+        let next = match state.next_outgoing() {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the outbox");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let Some((path, update)) = next else {
+            if *stop.borrow() {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), notify.notified()).await;
+            continue;
+        };
+        let status = match update.status.as_str() {
+            "running" => SubmissionStatus::Running,
+            "finished" => SubmissionStatus::Finished,
+            _ => SubmissionStatus::Failed,
+        };
+        let message =
+            update_submission(&update.job_id, status, update.extra.clone(), &update.secret);
+        match publisher.publish(&message, &[&update.secret]).await {
+            Ok(()) => {
+                backoff.reset();
+                if let Err(e) = state.sent(&path) {
+                    tracing::error!(error = %e, "cannot remove a sent update");
+                }
+                tracing::debug!(task_id = %update.task_id, status = %update.status, "status update sent");
+            }
+            Err(e) => {
+                if *stop.borrow() {
+                    return;
+                }
+                let delay = backoff.next_delay();
+                tracing::warn!(task_id = %update.task_id, error = %celery_amqp::error_chain(&e), delay_s = delay.as_secs(),
+                    "status update not sent yet; it waits on disk");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+fn backoff_for_outbox() -> backoff::Backoff {
+    backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(60))
+}
