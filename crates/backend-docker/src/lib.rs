@@ -30,12 +30,17 @@
 //! job.containers.push(hello);
 //! job.time_limit = Some(std::time::Duration::from_secs(60));
 //!
-//! let outcome = backend.run(&job, &NoEvents).await?;
+//! // Created, Started and Exited arrive while the job runs.
+//! let events = |event: Event| println!("{event:?}");
+//! let outcome = backend.run(&job, &events).await?;
 //! assert_eq!(outcome.container("hello").unwrap().exit_code, Some(0));
 //! assert_eq!(std::fs::read_to_string(workspace.path().join("stdout.txt"))?, "hello\n");
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The repository's `examples/local_job.rs` runs a two-container job (a program and
+//! an ingestion program sharing a folder) the same way.
 
 mod output;
 mod time;

@@ -11,17 +11,59 @@
 //!
 //! # Example
 //!
+//! A runner on the local Docker engine, with a [`StatusSink`] that prints each
+//! update where the worker would publish it to the site as `update_submission`:
+//!
 //! ```no_run
-//! use codalab_run::{Recorded, Runner, RunnerConfig};
-//! # async fn example(backend: impl compute::ComputeBackend, task_args: serde_json::Map<String, serde_json::Value>)
-//! #     -> Result<(), Box<dyn std::error::Error>> {
-//! let runner = Runner::new(backend, RunnerConfig::new("/var/lib/aci-worker/work"));
-//! let statuses = Recorded::default();
-//! let report = runner.run("6f1c2a9e-task-id", &task_args, &statuses).await?;
-//! println!("{:?}: {:?}", report.status, report.traceback);
-//! # Ok(())
-//! # }
+//! use backend_docker::{DockerBackend, DockerConfig};
+//! use codalab_run::{Runner, RunnerConfig, Status, StatusSink, StatusUpdate};
+//! use compute::{BoxError, BoxFuture};
+//! use serde_json::{Value, json};
+//!
+//! struct Print;
+//!
+//! impl StatusSink for Print {
+//!     fn send<'a>(&'a self, update: StatusUpdate) -> BoxFuture<'a, Result<(), BoxError>> {
+//!         println!("{} {}", update.status.as_str(), Value::Object(update.extra()));
+//!         Box::pin(async { Ok(()) })
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let backend = DockerBackend::connect(DockerConfig::default()).await?;
+//!     let mut config = RunnerConfig::new("/var/lib/aci-worker/work");
+//!     // Local runs only: tasks from a site carry https:// URLs.
+//!     config.transfer.allow_file_urls = true;
+//!     let runner = Runner::new(backend, config);
+//!
+//!     // The second argument of a `compute_worker_run` task.
+//!     let Value::Object(task_args) = json!({
+//!         "submission_id": 42,
+//!         "docker_image": "codalab/codalab-legacy:py37",
+//!         "bundle_url": "file:///srv/competition/run.txt",
+//!         "stdout_url": "file:///srv/results/42/stdout.txt",
+//!         "stderr_url": "file:///srv/results/42/stderr.txt",
+//!         "output_url": "file:///srv/results/42/output.zip",
+//!         "secret": "sent back with every update",
+//!         "execution_time_limit": 600,
+//!         "predict": false,
+//!     }) else {
+//!         unreachable!()
+//!     };
+//!     match runner.run("6f1c2a9e-task-id", &task_args, &Print).await {
+//!         Ok(report) if report.status == Status::Finished => println!("finished"),
+//!         Ok(report) => println!("failed: {}", report.traceback.unwrap_or_default()),
+//!         // No final status was sent: hand the task back to the broker.
+//!         Err(retry) => eprintln!("{retry}"),
+//!     }
+//!     Ok(())
+//! }
 //! ```
+//!
+//! The repository's `examples/run_task.rs` is this program in full, with an example
+//! competition to run; `examples/audit_backend.rs` runs the same lifecycle on a
+//! backend of its own that wraps Docker.
 
 pub mod archive;
 pub mod bundle;

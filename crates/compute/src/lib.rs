@@ -72,6 +72,10 @@
 //! # }
 //! ```
 //!
+//! A backend may also wrap another one: the repository's `examples/audit_backend.rs`
+//! passes every job to the Docker backend and writes its start, events and outcome
+//! to an audit log.
+//!
 //! # Features
 //!
 //! - `testing`: [`testing::ScriptedBackend`], an in-memory backend that plays back
