@@ -1,0 +1,366 @@
+//! The ACI backend against the project's emulator (Entra ID, ARM, Azure Files),
+//! whose container groups run for real on the local Docker engine. Each test starts
+//! its own emulator, so faults stay local.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use afs_staging::auth::SharedKey;
+use afs_staging::{ClientConfig, Credential, FileClient, Stager, StagingConfig};
+use azure_emulator::{ArmConfig, ArmFaults, Emulator, FilesConfig};
+use backend_aci::credentials::{SdkAuth, http_client};
+use backend_aci::{AciBackend, AciConfig, ArmClient, ArmTarget, Priority};
+use compute::{
+    ComputeBackend, ContainerName, ContainerPath, ContainerSpec, Event, ImageRef, JobId, JobSpec,
+    Mount, WorkspacePath,
+};
+
+struct Stack {
+    emulator: Emulator,
+    backend: AciBackend,
+    files: FileClient,
+    workspace: tempfile::TempDir,
+    _data: tempfile::TempDir,
+}
+
+async fn stack(faults: ArmFaults, tweak: impl FnOnce(&mut AciConfig)) -> Stack {
+    let data = tempfile::tempdir().unwrap();
+    let mut arm = ArmConfig::new(data.path().join("tls"));
+    arm.faults = faults;
+    let emulator = Emulator::start_with(
+        FilesConfig::new(data.path().join("files")),
+        "127.0.0.1:0".parse().unwrap(),
+        Some((arm, "127.0.0.1:0".parse().unwrap())),
+    )
+    .await
+    .unwrap();
+    let auth = SdkAuth::parse(&emulator.azure_creds_json(), "emulator").unwrap();
+    let http = http_client(Some(&emulator.ca_cert_pem_path())).unwrap();
+    let arm = ArmClient::new(
+        http.clone(),
+        auth.credential(&http).unwrap(),
+        ArmTarget {
+            endpoint: auth.resource_manager_endpoint_url.clone(),
+            subscription_id: auth.subscription_id.clone(),
+            resource_group: azure_emulator::DEFAULT_RESOURCE_GROUP.into(),
+            api_version: backend_aci::API_VERSION.into(),
+        },
+    )
+    .with_retry(8, Duration::from_millis(100));
+    let key = SharedKey::new(azure_emulator::DEFAULT_ACCOUNT, azure_emulator::DEFAULT_KEY).unwrap();
+    let mut files_config = ClientConfig::new(emulator.files_endpoint(), Credential::SharedKey(key));
+    files_config.initial_backoff = Duration::from_millis(20);
+    let files = FileClient::new(files_config).unwrap();
+    let stager = Stager::shares(
+        files.clone(),
+        StagingConfig { worker: "test-worker".into(), ..StagingConfig::default() },
+    );
+    let mut config = AciConfig::new(azure_emulator::DEFAULT_LOCATION, "test-worker");
+    config.poll_initial = Duration::from_millis(200);
+    config.poll_max = Duration::from_millis(1000);
+    config.capacity_backoff = Duration::from_millis(200);
+    config.capacity_retry_for = Duration::from_secs(30);
+    config.provisioning_timeout = Duration::from_secs(120);
+    tweak(&mut config);
+    let backend = AciBackend::new(arm, stager, config);
+    Stack { emulator, backend, files, workspace: tempfile::tempdir().unwrap(), _data: data }
+}
+
+fn busybox() -> ImageRef {
+    ImageRef::parse(&std::env::var("ACI_TEST_BUSYBOX").expect("ACI_TEST_BUSYBOX: run scripts/dev-services up"))
+        .unwrap()
+}
+
+fn ws(path: &str) -> WorkspacePath {
+    WorkspacePath::new(path).unwrap()
+}
+
+fn cp(path: &str) -> ContainerPath {
+    ContainerPath::new(path).unwrap()
+}
+
+fn shell(name: &str, script: &str) -> ContainerSpec {
+    let mut c = ContainerSpec::new(
+        ContainerName::new(name).unwrap(),
+        busybox(),
+        vec!["sh".into(), "-c".into(), script.into()],
+    );
+    c.stdout = Some(ws(&format!("logs/{name}.stdout")));
+    c.stderr = Some(ws(&format!("logs/{name}.stderr")));
+    c
+}
+
+fn job(stack: &Stack, id: &str, containers: Vec<ContainerSpec>) -> JobSpec {
+    for dir in ["in", "out", "hidden"] {
+        std::fs::create_dir_all(stack.workspace.path().join(dir)).unwrap();
+    }
+    std::fs::write(stack.workspace.path().join("in/data.txt"), "input data\n").unwrap();
+    std::fs::write(stack.workspace.path().join("hidden/truth.txt"), "the answers\n").unwrap();
+    let mut spec = JobSpec::new(JobId::new(id).unwrap(), stack.workspace.path().to_path_buf());
+    spec.containers = containers;
+    spec
+}
+
+#[derive(Default)]
+struct Events(Mutex<Vec<Event>>);
+
+impl Events {
+    fn started(&self) -> bool {
+        self.0.lock().unwrap().iter().any(|e| matches!(e, Event::Started { .. }))
+    }
+}
+
+fn sink(events: &Arc<Events>) -> impl Fn(Event) + Send + Sync + 'static {
+    let events = events.clone();
+    move |e| events.0.lock().unwrap().push(e)
+}
+
+async fn assert_nothing_left(stack: &Stack, job: &str) {
+    assert!(stack.emulator.container_groups().is_empty(), "groups left: {:?}", stack.emulator.container_groups());
+    let shares = stack.files.list_shares(job).await.unwrap();
+    assert!(shares.is_empty(), "shares left: {shares:?}");
+}
+
+fn read(root: &Path, path: &str) -> String {
+    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_outputs_and_the_hidden_share() {
+    let stack = stack(ArmFaults::default(), |_| {}).await;
+    let mut program = shell(
+        "program",
+        "cat /in/data.txt > /out/copied.txt; \
+         if [ -e /hidden/truth.txt ]; then echo yes > /out/program-saw-hidden; fi; \
+         echo to-stdout; echo to-stderr >&2; pwd > /out/pwd.txt; exit 3",
+    );
+    program.mounts = vec![Mount::ro(ws("in"), cp("/in")), Mount::rw(ws("out"), cp("/out"))];
+    program.workdir = Some(cp("/in"));
+    let mut ingestion = shell("ingestion", "cat /hidden/truth.txt > /out/ingestion-saw.txt; printf '%s|' \"$@\"");
+    // After `sh -c SCRIPT`, the next argument is $0.
+    ingestion.argv.extend(["argv0".into(), "x".into(), "it's $HOME \"q\"".into()]);
+    ingestion.mounts = vec![Mount::rw(ws("out"), cp("/out")), Mount::ro(ws("hidden"), cp("/hidden"))];
+    let spec = job(&stack, "exit-codes", vec![program, ingestion]);
+    let events = Arc::new(Events::default());
+    let outcome = stack.backend.run(&spec, &sink(&events)).await.unwrap();
+
+    assert_eq!(outcome.container("program").unwrap().exit_code, Some(3));
+    assert_eq!(outcome.container("ingestion").unwrap().exit_code, Some(0));
+    assert!(!outcome.timed_out);
+    assert!(outcome.container("program").unwrap().started_at.is_some());
+    let root = stack.workspace.path();
+    assert_eq!(read(root, "out/copied.txt"), "input data\n");
+    assert_eq!(read(root, "out/ingestion-saw.txt"), "the answers\n");
+    assert!(!root.join("out/program-saw-hidden").exists(), "the program saw hidden data");
+    assert_eq!(read(root, "out/pwd.txt"), "/in\n");
+    assert_eq!(read(root, "logs/program.stdout"), "to-stdout\n");
+    assert_eq!(read(root, "logs/program.stderr"), "to-stderr\n");
+    // argv arrives exactly, quotes and dollars untouched.
+    assert_eq!(read(root, "logs/ingestion.stdout"), "x|it's $HOME \"q\"|");
+    let events = events.0.lock().unwrap().clone();
+    assert!(events.iter().any(|e| matches!(e, Event::Exited { exit_code: Some(3), .. })), "{events:?}");
+    assert_nothing_left(&stack, "exit-codes").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_stops_the_group() {
+    let stack = stack(ArmFaults::default(), |_| {}).await;
+    let mut sleeper = shell("sleeper", "echo started; sleep 300");
+    sleeper.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let mut spec = job(&stack, "deadline", vec![sleeper]);
+    spec.time_limit = Some(Duration::from_secs(3));
+    let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
+    assert!(outcome.timed_out);
+    assert!(outcome.containers[0].timed_out);
+    assert!(!outcome.succeeded());
+    assert_nothing_left(&stack, "deadline").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_server_error_storms_are_waited_out() {
+    // Seven failed answers in a row: every call in the run retries through them.
+    let faults = ArmFaults { throttle: 3, server_errors: 4, ..ArmFaults::default() };
+    let stack = stack(faults, |_| {}).await;
+    let mut c = shell("one", "echo fine > /out/fine.txt");
+    c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let spec = job(&stack, "storm", vec![c]);
+    let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
+    assert!(outcome.succeeded(), "{outcome:?}");
+    assert_eq!(read(stack.workspace.path(), "out/fine.txt"), "fine\n");
+    assert_eq!(stack.emulator.arm_faults().throttle, 0);
+    assert_nothing_left(&stack, "storm").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_and_capacity_errors_then_success() {
+    let faults = ArmFaults { quota_exceeded: 2, capacity_unavailable: 2, ..ArmFaults::default() };
+    let stack = stack(faults, |_| {}).await;
+    let mut c = shell("one", "true");
+    c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let spec = job(&stack, "quota", vec![c]);
+    let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
+    assert!(outcome.succeeded(), "{outcome:?}");
+    let left = stack.emulator.arm_faults();
+    assert_eq!((left.quota_exceeded, left.capacity_unavailable), (0, 0));
+    assert_nothing_left(&stack, "quota").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_that_stays_exhausted_says_what_to_do() {
+    let faults = ArmFaults { quota_exceeded: 1000, ..ArmFaults::default() };
+    let stack = stack(faults, |c| c.capacity_retry_for = Duration::from_secs(1)).await;
+    let spec = job(&stack, "no-quota", vec![shell("one", "true")]);
+    let err = stack.backend.run(&spec, &|_| {}).await.unwrap_err();
+    let text = compute::error_chain(&err);
+    assert!(!err.is_transient(), "{text}");
+    assert!(text.contains("ContainerGroupQuotaReached") && text.contains("quota"), "{text}");
+    assert_nothing_left(&stack, "no-quota").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spot_eviction_is_run_again_as_regular() {
+    let faults = ArmFaults { spot_evictions: 1, ..ArmFaults::default() };
+    let stack = stack(faults, |c| c.priority = Priority::Spot).await;
+    let mut c = shell("one", "sleep 2; echo done >> /out/runs.txt");
+    c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let spec = job(&stack, "evicted", vec![c]);
+    let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
+    assert!(outcome.succeeded(), "{outcome:?}");
+    assert_eq!(stack.emulator.arm_faults().spot_evictions, 0, "the eviction happened");
+    // The rerun started from the workspace, not from the evicted run's leftovers.
+    assert_eq!(read(stack.workspace.path(), "out/runs.txt"), "done\n");
+    assert_nothing_left(&stack, "evicted").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_cannot_be_pulled_fails_with_acis_words() {
+    let faults = ArmFaults { pull_failures: vec!["busybox".into()], ..ArmFaults::default() };
+    let stack = stack(faults, |_| {}).await;
+    let spec = job(&stack, "pull", vec![shell("one", "true")]);
+    let err = stack.backend.run(&spec, &|_| {}).await.unwrap_err();
+    match &err {
+        compute::Error::ImageUnavailable { image, reason } => {
+            assert!(image.contains("busybox"), "{image}");
+            assert!(reason.to_lowercase().contains("pull"), "{reason}");
+        }
+        other => panic!("expected ImageUnavailable, got {}", compute::error_chain(other)),
+    }
+    assert_nothing_left(&stack, "pull").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_in_the_middle_leaves_no_group_and_no_share() {
+    let stack = Arc::new(stack(ArmFaults::default(), |_| {}).await);
+    let mut c = shell("long", "sleep 300");
+    c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let spec = job(&stack, "cancelled", vec![c]);
+    let events = Arc::new(Events::default());
+    let run = {
+        let stack = stack.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            let sink = sink(&events);
+            stack.backend.run(&spec, &sink).await
+        })
+    };
+    let mut waited = 0;
+    while !events.started() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waited += 1;
+        assert!(waited < 600, "the container never started");
+    }
+    run.abort();
+    let _ = run.await;
+    let mut waited = 0;
+    loop {
+        let shares = stack.files.list_shares("cancelled").await.unwrap();
+        if stack.emulator.container_groups().is_empty() && shares.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waited += 1;
+        assert!(waited < 600, "cleanup after cancel did not happen");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orphan_sweep_removes_this_workers_old_leftovers_only() {
+    let stack = stack(ArmFaults::default(), |_| {}).await;
+    // A run that leaves its group and shares behind, as a crash would: a container
+    // group created by the backend's own body and shares staged for it.
+    let mut c = shell("orphan", "sleep 300");
+    c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let spec = job(&stack, "orphaned", vec![c]);
+    let mut group = stack.backend.container_group(&spec).unwrap();
+    group.tags.as_mut().unwrap().insert(backend_aci::TAG_CREATED.into(), "1000".into());
+    let volumes = [afs_staging::VolumeName::new("v0").unwrap(), afs_staging::VolumeName::new("logs").unwrap()];
+    stack.backend.stager().publish(&spec.id, &spec.workspace, &volumes, &[]).await.unwrap();
+    stack.backend.arm().put_group("orphaned", &group).await.unwrap();
+    // Another worker's group, just as old.
+    let mut foreign = group.clone();
+    foreign.tags.as_mut().unwrap().insert(backend_aci::TAG_WORKER.into(), "other-worker".into());
+    foreign.tags.as_mut().unwrap().insert(backend_aci::TAG_JOB.into(), "foreign".into());
+    stack.backend.arm().put_group("foreign", &foreign).await.unwrap();
+
+    // Too young for a sweep with a long age.
+    let report = stack.backend.sweep_orphans(Duration::from_secs(u64::MAX / 4)).await.unwrap();
+    assert!(report.groups.is_empty(), "{report:?}");
+
+    let report = stack.backend.sweep_orphans(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(report.groups, vec!["orphaned".to_string()]);
+    assert_eq!(stack.emulator.container_groups(), vec!["foreign".to_string()]);
+    assert!(stack.files.list_shares("orphaned").await.unwrap().is_empty());
+    stack.backend.arm().delete_group("foreign").await.unwrap();
+}
+
+/// An image with a static busybox at `/busybox` and nothing else: no `/bin/sh`.
+fn image_without_shell() -> ImageRef {
+    let registry = std::env::var("ACI_TEST_REGISTRY").expect("ACI_TEST_REGISTRY");
+    let reference = format!("{registry}/aci-worker-test/noshell:latest");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", dir.path().join("busybox")).expect("busybox-static installed by dev-services");
+    let tar = dir.path().join("root.tar");
+    let status = std::process::Command::new("tar")
+        .args(["-cf"])
+        .arg(&tar)
+        .args(["-C"])
+        .arg(dir.path())
+        .arg("busybox")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = std::process::Command::new("docker")
+        .args(["import", tar.to_str().unwrap(), &reference])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "docker import");
+    let status = std::process::Command::new("docker")
+        .args(["push", &reference])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "docker push");
+    ImageRef::parse(&reference).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_without_a_shell_runs_and_its_output_comes_from_the_logs_api() {
+    let stack = stack(ArmFaults::default(), |_| {}).await;
+    let mut c = ContainerSpec::new(
+        ContainerName::new("bare").unwrap(),
+        image_without_shell(),
+        vec!["/busybox".into(), "echo".into(), "hello from a bare image".into()],
+    );
+    c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    c.stdout = Some(ws("logs/bare.stdout"));
+    c.stderr = Some(ws("logs/bare.stderr"));
+    let spec = job(&stack, "no-shell", vec![c]);
+    let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
+    assert_eq!(outcome.containers[0].exit_code, Some(0), "{outcome:?}");
+    let stdout = read(stack.workspace.path(), "logs/bare.stdout");
+    assert!(stdout.contains("hello from a bare image"), "{stdout:?}");
+    assert!(stack.workspace.path().join("logs/bare.stderr").exists());
+    assert_nothing_left(&stack, "no-shell").await;
+}
