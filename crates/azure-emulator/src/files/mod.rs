@@ -87,6 +87,8 @@ impl fmt::Debug for FilesConfig {
 /// The state shared by all requests of the Files part.
 pub(crate) struct FilesService {
     account: String,
+    /// The key as configured (base64), for ARM's checks of `azureFile` volumes.
+    account_key: String,
     key: SharedKey,
     store: Arc<Store>,
     faults: FaultInjector,
@@ -103,6 +105,7 @@ impl FilesService {
         let store = Store::open(&config.data_dir)?;
         Ok(FilesService {
             account: config.account,
+            account_key: config.key,
             key,
             store: Arc::new(store),
             faults: FaultInjector::new(config.faults),
@@ -117,6 +120,26 @@ impl FilesService {
 
     pub(crate) fn set_faults(&self, faults: Faults) {
         self.faults.set(faults);
+    }
+
+    /// The storage account's name.
+    pub(crate) fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// Whether `key` is the account key, as an `azureFile` volume must carry it.
+    pub(crate) fn key_matches(&self, key: &str) -> bool {
+        key.trim() == self.account_key.trim()
+    }
+
+    /// Whether share `share` exists (blocking: a look at its directory).
+    pub(crate) fn share_exists(&self, share: &str) -> bool {
+        names::check_share_name(share).is_ok() && self.store.share_info(share).is_ok()
+    }
+
+    /// The data directory, canonicalized.
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self.store.root()
     }
 
     pub(crate) fn requests_served(&self) -> u64 {

@@ -139,6 +139,11 @@ impl Store {
         Ok(store)
     }
 
+    /// The data directory itself (canonical).
+    pub(crate) fn root(&self) -> &Path {
+        self.shares.parent().unwrap_or(&self.shares)
+    }
+
     /// The directory that holds share `share` (whether or not it exists).
     pub(crate) fn share_dir(&self, share: &str) -> PathBuf {
         self.shares.join(share)

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod arm;
+
 use std::path::{Path, PathBuf};
 
 use afs_staging::auth::SharedKey;
@@ -47,10 +49,22 @@ impl Answer {
 
 impl Harness {
     pub async fn start() -> Harness {
+        Self::start_with(None).await
+    }
+
+    /// With the Entra ID and ARM part too, configured by `arm` from
+    /// `ArmConfig::new(<root>/tls)`.
+    pub async fn start_with(arm: Option<&dyn Fn(&mut azure_emulator::ArmConfig)>) -> Harness {
         let root = tempfile::tempdir().unwrap();
         let config = FilesConfig::new(root.path().join("data"));
         let key = SharedKey::new(&config.account, &config.key).unwrap();
-        let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let arm = arm.map(|configure| {
+            let mut config = azure_emulator::ArmConfig::new(root.path().join("tls"));
+            configure(&mut config);
+            (config, "127.0.0.1:0".parse().unwrap())
+        });
+        let emulator =
+            Emulator::start_with(config, "127.0.0.1:0".parse().unwrap(), arm).await.unwrap();
         Harness { root, emulator, key, http: reqwest::Client::new() }
     }
 
