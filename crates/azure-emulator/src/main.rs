@@ -93,7 +93,7 @@ struct Args {
     /// Subscription id.
     #[arg(long, default_value = DEFAULT_SUBSCRIPTION_ID, help_heading = "ARM")]
     subscription_id: String,
-    /// A resource group of the subscription (repeat for several).
+    /// A resource group of the subscription, repeatable [default: aci-worker-test].
     #[arg(long = "resource-group", value_name = "RG", help_heading = "ARM")]
     resource_groups: Vec<String>,
     /// Location of the resource groups.
