@@ -68,8 +68,10 @@ async fn stack(faults: ArmFaults, tweak: impl FnOnce(&mut AciConfig)) -> Stack {
 }
 
 fn busybox() -> ImageRef {
-    ImageRef::parse(&std::env::var("ACI_TEST_BUSYBOX").expect("ACI_TEST_BUSYBOX: run scripts/dev-services up"))
-        .unwrap()
+    ImageRef::parse(
+        &std::env::var("ACI_TEST_BUSYBOX").expect("ACI_TEST_BUSYBOX: run scripts/dev-services up"),
+    )
+    .unwrap()
 }
 
 fn ws(path: &str) -> WorkspacePath {
@@ -117,7 +119,11 @@ fn sink(events: &Arc<Events>) -> impl Fn(Event) + Send + Sync + 'static {
 }
 
 async fn assert_nothing_left(stack: &Stack, job: &str) {
-    assert!(stack.emulator.container_groups().is_empty(), "groups left: {:?}", stack.emulator.container_groups());
+    assert!(
+        stack.emulator.container_groups().is_empty(),
+        "groups left: {:?}",
+        stack.emulator.container_groups()
+    );
     let shares = stack.files.list_shares(job).await.unwrap();
     assert!(shares.is_empty(), "shares left: {shares:?}");
 }
@@ -137,10 +143,12 @@ async fn exit_codes_outputs_and_the_hidden_share() {
     );
     program.mounts = vec![Mount::ro(ws("in"), cp("/in")), Mount::rw(ws("out"), cp("/out"))];
     program.workdir = Some(cp("/in"));
-    let mut ingestion = shell("ingestion", "cat /hidden/truth.txt > /out/ingestion-saw.txt; printf '%s|' \"$@\"");
+    let mut ingestion =
+        shell("ingestion", "cat /hidden/truth.txt > /out/ingestion-saw.txt; printf '%s|' \"$@\"");
     // After `sh -c SCRIPT`, the next argument is $0.
     ingestion.argv.extend(["argv0".into(), "x".into(), "it's $HOME \"q\"".into()]);
-    ingestion.mounts = vec![Mount::rw(ws("out"), cp("/out")), Mount::ro(ws("hidden"), cp("/hidden"))];
+    ingestion.mounts =
+        vec![Mount::rw(ws("out"), cp("/out")), Mount::ro(ws("hidden"), cp("/hidden"))];
     let spec = job(&stack, "exit-codes", vec![program, ingestion]);
     let events = Arc::new(Events::default());
     let outcome = stack.backend.run(&spec, &sink(&events)).await.unwrap();
@@ -159,7 +167,10 @@ async fn exit_codes_outputs_and_the_hidden_share() {
     // argv arrives exactly, quotes and dollars untouched.
     assert_eq!(read(root, "logs/ingestion.stdout"), "x|it's $HOME \"q\"|");
     let events = events.0.lock().unwrap().clone();
-    assert!(events.iter().any(|e| matches!(e, Event::Exited { exit_code: Some(3), .. })), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Exited { exit_code: Some(3), .. })),
+        "{events:?}"
+    );
     assert_nothing_left(&stack, "exit-codes").await;
 }
 
@@ -294,7 +305,10 @@ async fn the_orphan_sweep_removes_this_workers_old_leftovers_only() {
     let spec = job(&stack, "orphaned", vec![c]);
     let mut group = stack.backend.container_group(&spec).unwrap();
     group.tags.as_mut().unwrap().insert(backend_aci::TAG_CREATED.into(), "1000".into());
-    let volumes = [afs_staging::VolumeName::new("v0").unwrap(), afs_staging::VolumeName::new("logs").unwrap()];
+    let volumes = [
+        afs_staging::VolumeName::new("v0").unwrap(),
+        afs_staging::VolumeName::new("logs").unwrap(),
+    ];
     stack.backend.stager().publish(&spec.id, &spec.workspace, &volumes, &[]).await.unwrap();
     stack.backend.arm().put_group("orphaned", &group).await.unwrap();
     // Another worker's group, just as old.
@@ -319,7 +333,8 @@ fn image_without_shell() -> ImageRef {
     let registry = std::env::var("ACI_TEST_REGISTRY").expect("ACI_TEST_REGISTRY");
     let reference = format!("{registry}/aci-worker-test/noshell:latest");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy("/bin/busybox", dir.path().join("busybox")).expect("busybox-static installed by dev-services");
+    std::fs::copy("/bin/busybox", dir.path().join("busybox"))
+        .expect("busybox-static installed by dev-services");
     let tar = dir.path().join("root.tar");
     let status = std::process::Command::new("tar")
         .args(["-cf"])
