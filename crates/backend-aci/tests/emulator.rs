@@ -379,3 +379,28 @@ async fn an_image_without_a_shell_runs_and_its_output_comes_from_the_logs_api() 
     assert!(stack.workspace.path().join("logs/bare.stderr").exists());
     assert_nothing_left(&stack, "no-shell").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_files_are_followed_while_the_group_runs() {
+    let stack = stack(ArmFaults::default(), |_| {}).await;
+    let mut c = shell(
+        "writer",
+        "for i in 1 2 3; do echo \"<p>version $i</p>\" > /out/detail.tmp; mv /out/detail.tmp /out/detail.html; sleep 2; done",
+    );
+    c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let mut spec = job(&stack, "watched", vec![c]);
+    spec.watch.push(ws("out/detail.html"));
+    let events = Arc::new(Events::default());
+    let outcome = stack.backend.run(&spec, &sink(&events)).await.unwrap();
+    assert!(outcome.succeeded(), "{outcome:?}");
+    let changes = events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, Event::FileChanged { path } if path.as_str() == "out/detail.html"))
+        .count();
+    assert!(changes >= 1, "no change reported while running");
+    assert_eq!(read(stack.workspace.path(), "out/detail.html"), "<p>version 3</p>\n");
+    assert_nothing_left(&stack, "watched").await;
+}
