@@ -176,7 +176,6 @@ pub fn managed_identity(
     let options = azure_identity::ManagedIdentityCredentialOptions {
         user_assigned_id: client_id.map(azure_identity::UserAssignedId::ClientId),
         client_options: client_options(http, None),
-        ..Default::default()
     };
     let credential = azure_identity::ManagedIdentityCredential::new(Some(options))
         .map_err(|e| CredentialError::Identity(e.to_string()))?;

@@ -218,7 +218,7 @@ impl AciBackend {
                 continue;
             }
             let created = tags.get(TAG_CREATED).and_then(|c| c.parse::<u64>().ok());
-            if !created.is_some_and(|c| now.saturating_sub(c) >= older_than.as_secs()) {
+            if created.is_none_or(|c| now.saturating_sub(c) < older_than.as_secs()) {
                 continue;
             }
             let Some(name) = group.name.clone() else { continue };
