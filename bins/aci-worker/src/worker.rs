@@ -199,7 +199,10 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
     let mut consumer_config =
         ConsumerConfig::new(broker_options(&config, &broker, "tasks"), config.queue.clone())
             .accept(COMPUTE_WORKER_RUN, check_compute_worker_run);
-    consumer_config.prefetch = u16::try_from(config.concurrency).unwrap_or(u16::MAX);
+    // One delivery at a time, acknowledged as soon as it is recorded; with no room
+    // left the consumer pauses (see the loop), so the worker never holds a task it
+    // does not run: other workers get it, and no delivery meets the consumer timeout.
+    consumer_config.prefetch = 1;
     let mut consumer = loop {
         tokio::select! {
             result = TaskConsumer::connect(consumer_config.clone()) => match result {
@@ -226,13 +229,18 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
             }
             permit = permits.clone().acquire_owned() => {
                 let permit = permit.expect("never closed");
-                tokio::select! {
+                let delivery = tokio::select! {
                     _ = signals.recv() => break,
-                    delivery = consumer.next() => {
-                        if let Some(record) = take(&state, delivery).await {
-                            tasks.spawn(run_task(ctx.clone(), record, permit, kill_rx.clone()));
-                        }
-                    }
+                    delivery = consumer.next() => delivery,
+                };
+                // This task takes the last free place: stop the flow before it is
+                // acknowledged, which would let the broker send the next one here.
+                // The next call to `next` resumes.
+                if permits.available_permits() == 0 {
+                    consumer.pause().await;
+                }
+                if let Some(record) = take(&state, delivery).await {
+                    tasks.spawn(run_task(ctx.clone(), record, permit, kill_rx.clone()));
                 }
             }
         }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use backoff::Backoff;
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Acker, Channel, Connection, ConnectionStatus};
@@ -27,8 +27,11 @@ pub struct ConsumerConfig {
     pub broker: BrokerOptions,
     /// The queue, e.g. `compute-worker`.
     pub queue: String,
-    /// Unacknowledged deliveries the broker may hand out at once; set it to the
-    /// number of tasks the worker runs at once.
+    /// Unacknowledged deliveries the broker may hand out at once. A worker that
+    /// acknowledges each task as soon as it has taken it keeps this at 1 and
+    /// [`TaskConsumer::pause`]s while it has no room, so that it never holds a
+    /// delivery it does not run; one that acknowledges tasks when they are done
+    /// sets it to the number of tasks it runs at once.
     pub prefetch: u16,
     /// Largest body accepted; larger ones are rejected.
     pub max_body: usize,
@@ -121,9 +124,9 @@ impl Delivery {
 
 struct Session {
     connection: Connection,
-    // Kept so that the channel stays open while consuming.
-    _channel: Channel,
-    consumer: lapin::Consumer,
+    channel: Channel,
+    /// `None` while paused.
+    consumer: Option<lapin::Consumer>,
 }
 
 /// Consumes Celery tasks from one queue, reconnecting with backoff whenever the
@@ -152,14 +155,26 @@ impl TaskConsumer {
     }
 
     /// The next accepted task. Waits across connection losses; bad messages are
-    /// rejected and logged on the way.
+    /// rejected and logged on the way. After [`TaskConsumer::pause`], it first
+    /// starts consuming again.
     pub async fn next(&mut self) -> Delivery {
         loop {
             let Some(session) = self.session.as_mut() else {
                 self.reconnect().await;
                 continue;
             };
-            match session.consumer.next().await {
+            if session.consumer.is_none() {
+                match self.config.start(&session.channel).await {
+                    Ok(consumer) => session.consumer = Some(consumer),
+                    Err(e) => {
+                        tracing::warn!(queue = %self.config.queue, error = %crate::error_chain(&e), "cannot consume again; reconnecting");
+                        self.session = None;
+                        continue;
+                    }
+                }
+            }
+            let consumer = session.consumer.as_mut().expect("started above");
+            match consumer.next().await {
                 Some(Ok(delivery)) => {
                     let connection = session.connection.status().clone();
                     if let Some(d) = self.accept(delivery, connection).await {
@@ -175,6 +190,35 @@ impl TaskConsumer {
                     self.session = None;
                 }
             }
+        }
+    }
+
+    /// Stops the broker from handing this consumer more tasks until the next call
+    /// to [`TaskConsumer::next`], for a worker that has no room for another task:
+    /// deliveries it held would wait unacknowledged, out of every other worker's
+    /// reach, and run into the broker's consumer timeout. Returns once the broker
+    /// has confirmed; anything it had already sent goes back to the queue.
+    /// Deliveries taken before stay valid: they can be acknowledged as usual.
+    pub async fn pause(&mut self) {
+        let Some(session) = self.session.as_mut() else { return };
+        let Some(mut consumer) = session.consumer.take() else { return };
+        if let Err(e) =
+            session.channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await
+        {
+            tracing::warn!(queue = %self.config.queue, error = %e, "cannot pause consuming; reconnecting");
+            self.session = None;
+            return;
+        }
+        // The broker may have sent more before it saw the cancel: hand those back.
+        let drain = async {
+            while let Some(Ok(delivery)) = consumer.next().await {
+                let options = BasicNackOptions { requeue: true, multiple: false };
+                let _ = delivery.acker.nack(options).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+            tracing::warn!(queue = %self.config.queue, "a paused consumer did not end; reconnecting");
+            self.session = None;
         }
     }
 
@@ -215,19 +259,9 @@ impl TaskConsumer {
             .basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await
             .map_err(attach_error)?;
-        let consumer = channel
-            .basic_consume(
-                self.config.queue.as_str().into(),
-                format!("{}-{}", self.config.broker.connection_name, crate::message::new_task_id())
-                    .as_str()
-                    .into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(attach_error)?;
+        let consumer = self.config.start(&channel).await?;
         tracing::info!(queue = %self.config.queue, broker = %self.config.broker.url, "consuming");
-        Ok(Session { connection, _channel: channel, consumer })
+        Ok(Session { connection, channel, consumer: Some(consumer) })
     }
 
     /// Decodes and checks a delivery; rejects it when it is not an accepted task.
@@ -270,6 +304,22 @@ impl TaskConsumer {
                 None
             }
         }
+    }
+}
+
+impl ConsumerConfig {
+    /// Starts a consumer of the queue on `channel`.
+    async fn start(&self, channel: &Channel) -> Result<lapin::Consumer> {
+        let tag = format!("{}-{}", self.broker.connection_name, crate::message::new_task_id());
+        channel
+            .basic_consume(
+                self.queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| Error::Attach { queue: self.queue.clone(), source })
     }
 }
 

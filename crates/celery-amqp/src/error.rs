@@ -39,6 +39,9 @@ pub enum Error {
     PublishRefused {
         /// The exchange.
         exchange: String,
+        /// The AMQP reply code (403 access refused, 404 no such exchange), when
+        /// the broker gave one.
+        code: Option<u16>,
         /// The broker's reply text.
         reason: String,
     },
@@ -95,6 +98,20 @@ impl Error {
             | Error::PublishRefused { .. }
             | Error::Unroutable { .. }
             | Error::Decode(_) => false,
+        }
+    }
+}
+
+impl Error {
+    /// Whether the broker answered that the queue or exchange does not exist
+    /// (404 NOT_FOUND), as opposed to refusing access or being unreachable.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::Connect { source, .. }
+            | Error::Broker { source, .. }
+            | Error::Attach { source, .. } => reply_code(source) == Some(404),
+            Error::PublishRefused { code, .. } => *code == Some(404),
+            _ => false,
         }
     }
 }

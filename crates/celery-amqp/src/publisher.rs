@@ -139,6 +139,7 @@ impl Publisher {
         .await;
         let refused = |e: &lapin::Error| Error::PublishRefused {
             exchange: exchange.clone(),
+            code: reply_code(e),
             reason: reply_text(e),
         };
         match result {

@@ -186,6 +186,39 @@ async fn a_queue_declared_with_priorities_is_consumed_and_priorities_are_honoure
 }
 
 #[tokio::test]
+async fn a_paused_consumer_holds_no_delivery_and_next_resumes() {
+    let queue = unique("pause");
+    for job in 1..=3 {
+        run_python(
+            "send_task.py",
+            &["--broker", &kombu_url(), "--queue", &queue, "--job-id", &job.to_string()],
+        );
+    }
+    let mut busy = consumer(&queue).await;
+    let first = next(&mut busy).await;
+    // No room for another task: pause before the ack makes room for a delivery.
+    busy.pause().await;
+    first.ack().await.unwrap();
+    let status = celery_amqp::queue_status(&broker(), &queue).await.unwrap();
+    assert_eq!((status.messages, status.consumers), (2, 0), "the paused worker holds nothing");
+
+    // Another worker gets the next task; the paused one gets the last when it asks.
+    let mut other = consumer(&queue).await;
+    let second = next(&mut other).await;
+    assert_eq!(second.task.args[0], json!(2));
+    other.pause().await;
+    second.ack().await.unwrap();
+    let third = next(&mut busy).await;
+    assert_eq!(third.task.args[0], json!(3));
+    assert!(!third.redelivered, "handed out once");
+    third.ack().await.unwrap();
+    assert_eq!(queue_length(&raw_connection().await, &queue).await, 0);
+    busy.close().await;
+    other.close().await;
+    delete_queue(&raw_connection().await, &queue).await;
+}
+
+#[tokio::test]
 async fn bad_messages_are_dead_lettered_and_consuming_goes_on() {
     let queue = unique("bad-input");
     let dead = format!("{queue}-dead");
