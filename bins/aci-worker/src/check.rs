@@ -27,15 +27,22 @@ pub async fn check(config: &Config) -> bool {
         o
     };
     if let Some(broker) = &config.broker {
-        let result = celery_amqp::queue_status(&options(broker, "tasks"), &config.queue)
-            .await
-            .map(|s| format!("queue {} on {broker}: {} waiting, {} consumers", config.queue, s.messages, s.consumers))
-            .map_err(|e| {
-                format!(
-                    "{}. Is BROKER_URL right (host, user, password, vhost), and does the queue exist on that vhost?",
-                    celery_amqp::error_chain(&e)
-                )
-            });
+        let result = match celery_amqp::queue_status(&options(broker, "tasks"), &config.queue).await
+        {
+            Ok(s) => Ok(format!(
+                "queue {} on {broker}: {} waiting, {} consumers",
+                config.queue, s.messages, s.consumers
+            )),
+            // The site declares it with its first task; so does the worker when it starts.
+            Err(e) if e.is_not_found() => Ok(format!(
+                "connected to {broker}; queue {} does not exist yet (serve declares it, with x-max-priority 2 as the site does)",
+                config.queue
+            )),
+            Err(e) => Err(format!(
+                "{}. Is BROKER_URL right (host, user, password, vhost)?",
+                celery_amqp::error_chain(&e)
+            )),
+        };
         lines.push(Line { what: "task broker".into(), result });
     }
     if let Some(main) = &config.main_broker {
@@ -54,6 +61,12 @@ pub async fn check(config: &Config) -> bool {
             Ok(()) | Err(celery_amqp::Error::Unroutable { .. }) => {
                 Ok(format!("may publish to exchange {} on {main}", config.updates_queue))
             }
+            // No exchange yet: the site's consumer of the updates declares it, and so
+            // does the worker with its first update. Write permission shows then.
+            Err(e) if e.is_not_found() => Ok(format!(
+                "connected to {main}; exchange {} does not exist yet (the worker declares it with its first update, where the user may)",
+                config.updates_queue
+            )),
             Err(e) => Err(format!(
                 "{}. The main broker user needs write permission on {} of the main vhost (MAIN_BROKER_URL, MAIN_BROKER_LOGIN, MAIN_BROKER_PASS)",
                 celery_amqp::error_chain(&e),

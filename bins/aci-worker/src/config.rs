@@ -506,10 +506,12 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
         } else {
             match &auth_file {
                 Some(path) => {
-                    if path.exists()
-                        && let Err(e) = backend_aci::credentials::SdkAuth::from_file(path)
-                    {
-                        r.problems.push(format!("AZURE_AUTH_LOCATION: {e}"));
+                    if path.exists() {
+                        match backend_aci::credentials::SdkAuth::from_file(path) {
+                            // Its client secret is kept out of every log line.
+                            Ok(auth) => r.secrets.push(auth.client_secret.expose().to_owned()),
+                            Err(e) => r.problems.push(format!("AZURE_AUTH_LOCATION: {e}")),
+                        }
                     }
                     AzureAuth::SdkFile(path.clone())
                 }

@@ -163,7 +163,8 @@ where
 {
     // lapin logs every channel error it hands to us as an error of its own; the
     // worker reports those itself, so lapin stays quiet unless asked for.
-    let level = if level.contains("lapin") { level.to_owned() } else { format!("{level},lapin=off") };
+    let level =
+        if level.contains("lapin") { level.to_owned() } else { format!("{level},lapin=off") };
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info,lapin=off"));
     let writer = RedactingWriter { secrets, inner: writer };
     let builder =
