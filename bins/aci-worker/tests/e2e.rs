@@ -1,0 +1,502 @@
+//! The `aci-worker` binary end to end: real RabbitMQ (one virtual host per test),
+//! the CodaLab site played by real Python Celery (`tests/python/site.py`), bundles
+//! and outputs in Azurite behind SAS URLs, programs on the real Docker engine.
+//!
+//! These tests share the broker with the other broker tests through the nextest
+//! group `rabbitmq` (one at a time): one of them stops the broker, another
+//! changes its consumer timeout.
+
+mod support;
+
+use serde_json::json;
+use support::*;
+
+#[test]
+fn docker_runs_a_code_and_a_result_submission_and_reports_each_step_once() {
+    let vhost = Vhost::new("success");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [
+            code_submission(&bundles, "coder", "echo computing; ls \"$1\""),
+            result_submission(&bundles, "guesser", "41"),
+        ],
+    });
+    let env = settings(&dirs, &vhost.url());
+    let mut worker = Worker::start(&env, &dirs.path().join("worker.log"));
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    let records = site.wait_done();
+
+    assert_exactly_once(&records);
+    for (job, (submission, step)) in dispatched(&records) {
+        assert_eq!(job_statuses(&records, job), ["running", "finished"], "{submission} {step}");
+    }
+    let coder = final_of(&records, "coder");
+    assert_eq!(coder["step"], "score");
+    assert_eq!(coder["scores"], json!({"correct": 1.0}));
+    for blob in ["stdout.txt", "stderr.txt", "output.zip", "detailed_results.html"] {
+        assert!(coder["blobs"].get(blob).is_some(), "{blob} missing: {coder}");
+    }
+    let prediction = records
+        .iter()
+        .find(|r| r["submission"] == "coder" && r["step"] == "predict" && r["status"] == "finished")
+        .unwrap();
+    for blob in ["prediction_stdout.txt", "prediction_output.zip"] {
+        assert!(prediction["blobs"].get(blob).is_some(), "{blob} missing: {prediction}");
+    }
+    assert_eq!(prediction["extra"]["metadata"]["hostname"], "e2e-host");
+    assert_eq!(final_of(&records, "guesser")["scores"], json!({"correct": 0.0}));
+    // Updates come through the exchange named like the queue.
+    assert!(statuses(&records).iter().all(|r| r["exchange"] == "submission-updates"));
+
+    // Health, readiness and the task counts.
+    assert_eq!(worker.get("/healthz").0, 200);
+    assert_eq!(worker.get("/readyz").0, 200);
+    let (code, metrics) = worker.get("/metrics");
+    assert_eq!(code, 200);
+    let count = |step: &str| {
+        metric(
+            &metrics,
+            "aci_worker_tasks_total",
+            &[("step", step), ("backend", "docker"), ("outcome", "finished")],
+        )
+    };
+    assert_eq!((count("predict"), count("score")), (1.0, 2.0), "{metrics}");
+    assert_eq!(metric(&metrics, "aci_worker_tasks_in_flight", &[]), 0.0, "{metrics}");
+    assert_eq!(metric(&metrics, "aci_worker_outbox_pending", &[]), 0.0, "{metrics}");
+
+    let summary = site.stop();
+    assert_eq!(
+        summary,
+        json!([
+            {"submission": "coder", "status": "finished", "scores": {"correct": 1.0}, "traceback": null},
+            {"submission": "guesser", "status": "finished", "scores": {"correct": 0.0}, "traceback": null},
+        ])
+    );
+    assert_eq!(worker.stop(), 0);
+    assert!(docker_containers_of(&worker.name).is_empty(), "containers left behind");
+}
+
+#[test]
+fn a_program_that_exits_1_fails_with_its_traceback() {
+    let vhost = Vhost::new("failure");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let model =
+        "def predict(x):\n    raise ValueError(f'cannot predict {x!r}')\n\npredict('six')\n";
+    let broken = bundle(
+        &bundles,
+        "broken",
+        &[("metadata", "command: python3 $program/model.py\n"), ("model.py", model)],
+    );
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [{"name": "broken", "bundle": broken, "docker_image": python_image()}],
+    });
+    let mut worker = Worker::start(&settings(&dirs, &vhost.url()), &dirs.path().join("worker.log"));
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    let records = site.wait_done();
+
+    assert_exactly_once(&records);
+    let failed = final_of(&records, "broken");
+    assert_eq!(
+        (failed["step"].as_str(), failed["status"].as_str()),
+        (Some("predict"), Some("failed"))
+    );
+    let traceback = failed["extra"]["traceback"].as_str().unwrap();
+    for expected in [
+        "exited with code 1",
+        "Traceback (most recent call last)",
+        "ValueError: cannot predict 'six'",
+    ] {
+        assert!(traceback.contains(expected), "{expected:?} not in {traceback}");
+    }
+    // The site scores nothing; the logs were still uploaded.
+    assert_eq!(dispatched(&records).len(), 1);
+    assert!(failed["blobs"]["prediction_stderr.txt"].as_u64().unwrap() > 0, "{failed}");
+    let summary = site.stop();
+    assert_eq!(summary[0]["status"], "failed");
+    assert_eq!(worker.stop(), 0);
+}
+
+#[test]
+fn a_run_over_its_time_limit_is_stopped_and_fails() {
+    let vhost = Vhost::new("timeout");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let mut slow = code_submission(&bundles, "slow", "echo starting; sleep 600");
+    slow["execution_time_limit"] = json!(3);
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [slow],
+    });
+    let mut worker = Worker::start(&settings(&dirs, &vhost.url()), &dirs.path().join("worker.log"));
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    let records = site.wait_done();
+
+    assert_exactly_once(&records);
+    let failed = final_of(&records, "slow");
+    assert_eq!(
+        (failed["step"].as_str(), failed["status"].as_str()),
+        (Some("predict"), Some("failed"))
+    );
+    let traceback = failed["extra"]["traceback"].as_str().unwrap();
+    assert!(traceback.contains("Execution time limit exceeded (3 s)"), "{traceback}");
+    // What it printed before the limit still reaches the site.
+    assert!(failed["blobs"]["prediction_stdout.txt"].as_u64().unwrap() > 0, "{failed}");
+    assert!(failed["blobs"].get("prediction_output.zip").is_some(), "{failed}");
+    site.stop();
+    assert_eq!(worker.stop(), 0);
+    assert!(docker_containers_of(&worker.name).is_empty(), "the stopped container is removed");
+}
+
+#[test]
+fn twenty_submissions_at_concurrency_8_each_end_exactly_once() {
+    let vhost = Vhost::new("many");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let mut submissions = Vec::new();
+    for i in 0..10 {
+        submissions.push(code_submission(&bundles, &format!("code{i}"), "sleep 1"));
+        submissions.push(result_submission(&bundles, &format!("result{i}"), "42"));
+    }
+    let plan =
+        json!({"competition": busybox_competition(&bundles, 120), "submissions": submissions});
+    let mut env = settings(&dirs, &vhost.url());
+    env.insert("WORKER_CONCURRENCY".into(), "8".into());
+    let mut worker = Worker::start(&env, &dirs.path().join("worker.log"));
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    let records = site.wait_done();
+
+    assert_exactly_once(&records);
+    assert_eq!(dispatched(&records).len(), 30, "10 predictions and 20 scorings");
+    for (job, (submission, step)) in dispatched(&records) {
+        assert_eq!(job_statuses(&records, job), ["running", "finished"], "{submission} {step}");
+    }
+    let summary = site.stop();
+    let summary = summary.as_array().unwrap();
+    assert_eq!(summary.len(), 20);
+    for s in summary {
+        assert_eq!((&s["status"], &s["scores"]), (&json!("finished"), &json!({"correct": 1.0})));
+    }
+    let metrics = worker.get("/metrics").1;
+    assert_eq!(metric(&metrics, "aci_worker_tasks_total", &[("outcome", "finished")]), 30.0);
+    assert_eq!(metric(&metrics, "aci_worker_duplicate_deliveries_total", &[]), 0.0);
+    assert_eq!(worker.stop(), 0);
+}
+
+#[test]
+fn a_worker_on_a_custom_vhost_reports_to_the_main_vhost_as_a_restricted_user() {
+    // A competition's own queue: its vhost, and a user who may do anything there
+    // but on `/` holds CodaLab's custom-queue permissions only.
+    let vhost = Vhost::new("custom");
+    let user = User::new("codalab", "custom-queue-pass-3141");
+    user.permit(&vhost.name, ".*", ".*", ".*");
+    user.permit("/", ".*", ".*submission-updates.*", ".*submission-updates.*");
+    // The test's own updates queue on `/`, within those permissions.
+    let updates = format!("{}-submission-updates", unique("q"));
+
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [code_submission(&bundles, "custom", "true")],
+    });
+    let mut env = settings(&dirs, &user.url(&vhost.name));
+    env.insert("MAIN_BROKER_URL".into(), "amqp://127.0.0.1:5672/%2f".into());
+    env.insert("MAIN_BROKER_LOGIN".into(), user.name.clone());
+    env.insert("MAIN_BROKER_PASS".into(), user.password.clone());
+    env.insert("UPDATES_QUEUE".into(), updates.clone());
+    let mut worker = Worker::start(&env, &dirs.path().join("worker.log"));
+    let mut options = SiteOptions::new(&amqp_url("guest", "guest", "/"), plan);
+    options.task_broker = Some(vhost.url());
+    options.updates_queue = Some(updates.clone());
+    options.delete_updates_queue = true;
+    let mut site = Site::start(options);
+    let records = site.wait_done();
+
+    assert_exactly_once(&records);
+    assert_eq!(final_of(&records, "custom")["scores"], json!({"correct": 1.0}));
+    for update in statuses(&records) {
+        assert_eq!(update["exchange"], updates.as_str(), "{update}");
+    }
+    // Tasks came from the custom vhost, which the site still knows nothing of.
+    assert_eq!(vhost.queue_counts("compute-worker"), Some((0, 0)));
+    site.stop();
+    assert_eq!(worker.stop(), 0);
+    assert!(!worker.logs().contains("refused"), "{}", worker.logs());
+}
+
+#[test]
+fn sigterm_lets_the_running_task_finish_and_takes_no_new_one() {
+    let vhost = Vhost::new("sigterm");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [gated_submission(&bundles, "first"), code_submission(&bundles, "second", "true")],
+    });
+    let mut env = settings(&dirs, &vhost.url());
+    env.insert("SHUTDOWN_GRACE_SECS".into(), "300".into());
+    let log = dirs.path().join("worker.log");
+    let mut worker = Worker::start(&env, &log);
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    wait_started(&dirs, 1);
+
+    worker.terminate();
+    // Draining: not ready any more, the running program still goes on.
+    wait_until("/readyz to say not ready", || {
+        matches!(http_get(&worker.addr, "/readyz"), Some((503, _)) | None).then_some(())
+    });
+    release(&dirs);
+    assert_eq!(worker.wait(), 0);
+    assert_eq!(outbox_len(&dirs), 0, "every status was sent before the exit");
+
+    // The finished prediction reached the site, which dispatched its scoring; the
+    // second submission was never started and waits in the queue with it.
+    site.wait_for("the scoring of the first submission to be dispatched", |records| {
+        dispatched(records).values().any(|(s, step)| s == "first" && step == "score")
+    });
+    wait_until("the site to read every update", || {
+        (vhost.queue_counts("submission-updates") == Some((0, 0))).then_some(())
+    });
+    let records = site.records();
+    let first = records.iter().find(|r| r["submission"] == "first" && r["status"] == "finished");
+    assert_eq!(first.unwrap()["step"], "predict");
+    assert!(records.iter().all(|r| r["submission"] != "second"), "the second one ran");
+    assert_eq!(vhost.queue_counts("compute-worker"), Some((2, 0)));
+
+    // The next worker takes both.
+    env.insert("HTTP_ADDR".into(), free_addr());
+    let mut next = Worker::start(&env, &log);
+    let records = site.wait_done();
+    assert_exactly_once(&records);
+    for s in site.stop().as_array().unwrap() {
+        assert_eq!(s["status"], "finished", "{s}");
+    }
+    assert_eq!(next.stop(), 0);
+}
+
+#[test]
+fn a_worker_killed_mid_run_resumes_its_tasks_and_each_ends_once() {
+    let vhost = Vhost::new("kill9");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let submissions: Vec<_> =
+        (0..4).map(|i| gated_submission(&bundles, &format!("gated{i}"))).collect();
+    let plan =
+        json!({"competition": busybox_competition(&bundles, 120), "submissions": submissions});
+    let mut env = settings(&dirs, &vhost.url());
+    env.insert("WORKER_CONCURRENCY".into(), "2".into());
+    let log = dirs.path().join("worker.log");
+    let mut worker = Worker::start(&env, &log);
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    wait_started(&dirs, 2);
+
+    worker.kill9();
+    assert!(!docker_containers_of(&worker.name).is_empty(), "its containers outlive it");
+    env.insert("HTTP_ADDR".into(), free_addr());
+    let mut worker = Worker::start(&env, &log);
+    // The two tasks it had taken resume, then the other two come; each program
+    // is let go as soon as it waits.
+    let records = site.wait_for("every submission to end", |records| {
+        release(&dirs);
+        records.iter().any(|r| r["done"] == true)
+    });
+
+    assert_exactly_once(&records);
+    let restarted: Vec<_> = dispatched(&records)
+        .into_iter()
+        .filter(|(job, _)| job_statuses(&records, *job) == ["running", "running", "finished"])
+        .collect();
+    assert_eq!(restarted.len(), 2, "the two interrupted runs ran again: {restarted:?}");
+    for s in site.stop().as_array().unwrap() {
+        assert_eq!((&s["status"], &s["scores"]), (&json!("finished"), &json!({"correct": 1.0})));
+    }
+    assert!(worker.logs().contains("resuming tasks taken before the last stop"));
+    assert_eq!(worker.stop(), 0);
+    assert!(docker_containers_of(&worker.name).is_empty(), "the killed run's containers are gone");
+}
+
+#[test]
+fn statuses_wait_in_the_outbox_while_the_broker_is_down() {
+    let vhost = Vhost::new("restart");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [gated_submission(&bundles, "patient")],
+    });
+    let mut worker = Worker::start(&settings(&dirs, &vhost.url()), &dirs.path().join("worker.log"));
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    site.wait_status("patient", "running");
+    wait_started(&dirs, 1);
+
+    let mut broker = BrokerStopped::stop();
+    release(&dirs);
+    wait_until("the final status to wait in the outbox", || (outbox_len(&dirs) > 0).then_some(()));
+    let metrics = worker.get("/metrics").1;
+    assert!(metric(&metrics, "aci_worker_outbox_pending", &[]) >= 1.0, "{metrics}");
+    broker.start();
+
+    let records = site.wait_done();
+    assert_exactly_once(&records);
+    assert_eq!(final_of(&records, "patient")["scores"], json!({"correct": 1.0}));
+    assert_eq!(outbox_len(&dirs), 0);
+    let metrics = worker.get("/metrics").1;
+    assert!(metric(&metrics, "aci_worker_broker_reconnects", &[]) >= 1.0, "{metrics}");
+    site.stop();
+    assert_eq!(worker.stop(), 0);
+    // Nothing waited unacknowledged long enough for the broker to close a channel.
+    assert!(!worker.logs().contains("PRECONDITION_FAILED"), "{}", worker.logs());
+}
+
+#[test]
+fn a_busy_worker_leaves_waiting_tasks_to_other_workers() {
+    let vhost = Vhost::new("share");
+    let (dirs_a, dirs_b) = (Dirs::new(), Dirs::new());
+    let bundles = dirs_a.path().join("bundles");
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [gated_submission(&bundles, "one"), gated_submission(&bundles, "two")],
+    });
+    let mut a = Worker::start(&settings(&dirs_a, &vhost.url()), &dirs_a.path().join("worker.log"));
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    wait_started(&dirs_a, 1);
+    // Busy with one, the worker holds no other delivery: the second task waits
+    // in the queue, where the next worker takes it.
+    wait_until("the second task to wait in the queue, unacknowledged by nobody", || {
+        (vhost.queue_counts("compute-worker") == Some((1, 0))).then_some(())
+    });
+    let mut b = Worker::start(&settings(&dirs_b, &vhost.url()), &dirs_b.path().join("worker.log"));
+    wait_started(&dirs_b, 1);
+
+    let records = site.wait_for("every submission to end", |records| {
+        release(&dirs_a);
+        release(&dirs_b);
+        records.iter().any(|r| r["done"] == true)
+    });
+    assert_exactly_once(&records);
+    site.stop();
+    assert_eq!((a.stop(), b.stop()), (0, 0));
+}
+
+#[test]
+fn a_short_consumer_timeout_does_not_run_a_task_twice() {
+    // Deliveries unacknowledged for 10 s close their channel; the broker checks
+    // every second instead of every minute, so that 30 s runs meet the timeout.
+    let _broker =
+        BrokerSettings::set(&[("consumer_timeout", "10000"), ("channel_tick_interval", "1000")]);
+    let vhost = Vhost::new("ctimeout");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [
+            code_submission(&bundles, "long1", "sleep 30"),
+            code_submission(&bundles, "long2", "sleep 30"),
+        ],
+    });
+    let mut worker = Worker::start(&settings(&dirs, &vhost.url()), &dirs.path().join("worker.log"));
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    let records = site.wait_done();
+
+    assert_exactly_once(&records);
+    for (job, (submission, step)) in dispatched(&records) {
+        assert_eq!(job_statuses(&records, job), ["running", "finished"], "{submission} {step}");
+    }
+    site.stop();
+    assert_eq!(worker.stop(), 0);
+    // Nothing waited unacknowledged long enough for the broker to close a channel.
+    assert!(!worker.logs().contains("PRECONDITION_FAILED"), "{}", worker.logs());
+}
+
+#[test]
+fn aci_runs_every_step_on_the_emulator_and_no_secret_reaches_the_logs() {
+    // The broker user's password is distinctive, so that finding it is meaningful.
+    let vhost = Vhost::new("aci");
+    let user = User::new("acisite", "aci-broker-pass-2718");
+    user.permit(&vhost.name, ".*", ".*", ".*");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [
+            code_submission(&bundles, "cloudy", "echo computing on ACI; ls \"$1\""),
+            result_submission(&bundles, "guess", "41"),
+            code_submission(&bundles, "crash", "echo going down >&2; exit 3"),
+        ],
+    });
+    let mut env = aci_settings(&dirs, &user.url(&vhost.name));
+    // Everything the worker says, in JSON, down to debug.
+    env.insert("LOG_FORMAT".into(), "json".into());
+    env.insert("LOG_LEVEL".into(), "debug".into());
+    let mut worker = Worker::start(&env, &dirs.path().join("worker.log"));
+    let mut site = Site::start(SiteOptions::new(&user.url(&vhost.name), plan));
+    let records = site.wait_done();
+
+    assert_exactly_once(&records);
+    let cloudy = final_of(&records, "cloudy");
+    assert_eq!((&cloudy["step"], &cloudy["scores"]), (&json!("score"), &json!({"correct": 1.0})));
+    assert!(cloudy["blobs"]["stdout.txt"].as_u64().unwrap() > 0, "{cloudy}");
+    assert_eq!(final_of(&records, "guess")["scores"], json!({"correct": 0.0}));
+    let crash = final_of(&records, "crash");
+    assert_eq!(
+        (crash["step"].as_str(), crash["status"].as_str()),
+        (Some("predict"), Some("failed"))
+    );
+    let traceback = crash["extra"]["traceback"].as_str().unwrap();
+    assert!(traceback.contains("exited with code 3"), "{traceback}");
+    assert!(traceback.contains("going down"), "{traceback}");
+
+    let metrics = worker.get("/metrics").1;
+    let on_aci = |outcome: &str| {
+        metric(&metrics, "aci_worker_tasks_total", &[("backend", "aci"), ("outcome", outcome)])
+    };
+    assert_eq!((on_aci("finished"), on_aci("failed")), (3.0, 1.0), "{metrics}");
+    site.stop();
+    assert_eq!(worker.stop(), 0);
+
+    // Nothing is left on Azure: the cleanup subcommand finds nothing of this worker.
+    let mut cleanup_env = env.clone();
+    cleanup_env.insert("ORPHAN_AGE_SECS".into(), "0".into());
+    let cleanup_log = dirs.path().join("cleanup.log");
+    let mut cleanup = Worker::command(&["cleanup"], &cleanup_env, &cleanup_log);
+    assert_eq!(cleanup.wait(), 0, "{}", cleanup.logs());
+    assert!(
+        cleanup.logs().contains("removed 0 container group(s) and 0 share(s)"),
+        "{}",
+        cleanup.logs()
+    );
+
+    // The logs of the whole run hold no secret: not the submission secrets, not a
+    // SAS signature of any URL the site signed, not the storage key, the client
+    // secret or the broker password.
+    let logs = worker.logs();
+    assert!(logs.lines().count() > 20, "the worker logged its run:\n{logs}");
+    for line in logs.lines() {
+        let parsed: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(parsed.get("level").is_some(), "{line}");
+    }
+    let mut secrets = vec![
+        user.password.clone(),
+        service_env("ACI_TEST_AFS_KEY"),
+        azure_client_secret(&service_env("ACI_TEST_AZURE_AUTH_LOCATION")),
+    ];
+    for record in records.iter().filter_map(|r| r.get("dispatched")) {
+        let args = &record["task_args"];
+        secrets.push(args["secret"].as_str().unwrap().to_owned());
+        for url in args.as_object().unwrap().values().filter_map(|v| v.as_str()) {
+            secrets.extend(sas_signatures(url));
+        }
+    }
+    assert!(secrets.len() > 20, "the site signed URLs: {}", secrets.len());
+    for secret in &secrets {
+        assert!(secret.len() >= 8, "a secret too short to look for: {secret:?}");
+        for form in [secret.clone(), percent_encode(secret)] {
+            assert!(!logs.contains(&form), "a secret in the worker's logs: …{}…", &form[..4]);
+        }
+    }
+}
