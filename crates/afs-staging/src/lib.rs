@@ -1,5 +1,37 @@
 //! Azure Files for aci-worker: a REST client and per-run staging of workspaces.
 //!
+//! Publish a folder, let something run, bring its output back, delete the shares:
+//!
+//! ```no_run
+//! use afs_staging::auth::SharedKey;
+//! use afs_staging::*;
+//! use compute::{JobId, WorkspacePath};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = SharedKey::new("mystorageaccount", &std::env::var("AZURE_STORAGE_KEY")?)?;
+//! let endpoint = ClientConfig::azure_endpoint("mystorageaccount");
+//! let client = FileClient::new(ClientConfig::new(endpoint, Credential::SharedKey(key)))?;
+//! let stager = Stager::shares(client, StagingConfig::default());
+//!
+//! let (job, run) = (JobId::new("job-1")?, VolumeName::new("run")?);
+//! let workspace = std::path::Path::new("/var/lib/aci-worker/jobs/job-1");
+//! let (remote, local) = (RemotePath::root(), WorkspacePath::new("run")?);
+//! let input = Upload { local, volume: run.clone(), remote };
+//! let output = WorkspacePath::new("run/output")?;
+//! let result = async {
+//!     stager.publish(&job, workspace, &[], &[input]).await?;
+//!     // ... containers mount the share `stager.location(&job, &run).share` and run ...
+//!     let remote = RemotePath::new("output")?;
+//!     let back = Download { volume: run.clone(), remote, local: output };
+//!     stager.collect(&job, workspace, &[back]).await
+//! }
+//! .await;
+//! stager.discard(&job).await?; // also after a failure
+//! result?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Azure Container Instances containers see files only through Azure File shares.
 //! This crate moves a run's workspace onto shares before the containers start and
 //! the results back afterwards:
@@ -19,48 +51,6 @@
 //!   [`StagingConfig::parallel_requests`] requests, each holding at most one 4 MiB
 //!   range in memory. A mounted mode does the same with file copies on a share
 //!   mounted on the host.
-//!
-//! # Example
-//!
-//! Publish a folder, let something run, bring its output back, delete the shares:
-//!
-//! ```no_run
-//! use afs_staging::auth::SharedKey;
-//! use afs_staging::*;
-//! use compute::{JobId, WorkspacePath};
-//!
-//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let key = SharedKey::new("devstoreaccount1", "AAECAwQFBgcICQoLDA0ODw==")?;
-//! let client = FileClient::new(ClientConfig::new(
-//!     "http://127.0.0.1:10004/devstoreaccount1",
-//!     Credential::SharedKey(key),
-//! ))?;
-//! let stager = Stager::shares(client, StagingConfig::default());
-//! let job = JobId::new("job-1")?;
-//! let run = VolumeName::new("run")?;
-//! let workspace = std::path::Path::new("/var/lib/aci-worker/jobs/job-1");
-//! let output = WorkspacePath::new("run/output")?;
-//! let uploads = [Upload {
-//!     local: WorkspacePath::new("run")?,
-//!     volume: run.clone(),
-//!     remote: RemotePath::root(),
-//! }];
-//! let result = async {
-//!     stager.publish(&job, workspace, &[], &uploads).await?;
-//!     // ... containers mount the share `stager.location(&job, &run).share` and run ...
-//!     let downloads = [Download {
-//!         volume: run.clone(),
-//!         remote: RemotePath::new("output")?,
-//!         local: output,
-//!     }];
-//!     stager.collect(&job, workspace, &downloads).await
-//! }
-//! .await;
-//! stager.discard(&job).await?; // also after a failure
-//! result?;
-//! # Ok(())
-//! # }
-//! ```
 
 pub mod auth;
 pub mod client;

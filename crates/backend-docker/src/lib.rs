@@ -1,17 +1,6 @@
 //! [`ComputeBackend`] on the local Docker engine, through its HTTP API ([`bollard`]).
 //!
-//! Each container of a [`JobSpec`] becomes one Docker container named
-//! `<job id>-<container name>` and labelled with the job, the container and the
-//! worker. Workspace folders are bind-mounted; output streams are attached before
-//! the containers start and copied into the workspace files the spec names. At the
-//! time limit the containers are killed. They are removed when the run ends,
-//! whichever way it ends, including when the future of [`DockerBackend::run`] is
-//! dropped.
-//!
-//! The engine is found through `DOCKER_HOST` (`unix://` or `tcp://`), else the
-//! default socket `/var/run/docker.sock`.
-//!
-//! # Example
+//! Run a one-container job and read its output:
 //!
 //! ```no_run
 //! use backend_docker::{DockerBackend, DockerConfig};
@@ -38,6 +27,17 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Each container of a [`JobSpec`] becomes one Docker container named
+//! `<job id>-<container name>` and labelled with the job, the container and the
+//! worker. Workspace folders are bind-mounted; output streams are attached before
+//! the containers start and copied into the workspace files the spec names. At the
+//! time limit the containers are killed. They are removed when the run ends,
+//! whichever way it ends, including when the future of [`DockerBackend::run`] is
+//! dropped.
+//!
+//! The engine is found through `DOCKER_HOST` (`unix://` or `tcp://`), else the
+//! default socket `/var/run/docker.sock`.
 //!
 //! The repository's `examples/local_job.rs` runs a two-container job (a program and
 //! an ingestion program sharing a folder) the same way.

@@ -1,16 +1,6 @@
 //! The CodaLab v1 submission lifecycle: one `compute_worker_run` task turned into a
 //! finished or failed submission, on any [`compute::ComputeBackend`].
 //!
-//! [`Runner::run`] reads the task's arguments ([`TaskArgs`]), reports `running`,
-//! fetches the run bundle and every bundle it names ([`bundle`]), decides what runs
-//! (a result submission, a code submission with or without an ingestion program, a
-//! scoring program with one or several commands), runs it through the backend
-//! within the time limit, writes `output/metadata`, uploads logs, `output.zip`,
-//! `private_output.zip` and detailed results to the signed URLs
-//! ([`transfer`]), and reports `finished` or `failed` through a [`StatusSink`].
-//!
-//! # Example
-//!
 //! A runner on the local Docker engine, with a [`StatusSink`] that prints each
 //! update where the worker would publish it to the site as `update_submission`:
 //!
@@ -29,41 +19,42 @@
 //!     }
 //! }
 //!
-//! #[tokio::main]
-//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let backend = DockerBackend::connect(DockerConfig::default()).await?;
-//!     let mut config = RunnerConfig::new("/var/lib/aci-worker/work");
-//!     // Local runs only: tasks from a site carry https:// URLs.
-//!     config.transfer.allow_file_urls = true;
-//!     let runner = Runner::new(backend, config);
-//!
-//!     // The second argument of a `compute_worker_run` task.
-//!     let Value::Object(task_args) = json!({
-//!         "submission_id": 42,
-//!         "docker_image": "codalab/codalab-legacy:py37",
-//!         "bundle_url": "file:///srv/competition/run.txt",
-//!         "stdout_url": "file:///srv/results/42/stdout.txt",
-//!         "stderr_url": "file:///srv/results/42/stderr.txt",
-//!         "output_url": "file:///srv/results/42/output.zip",
-//!         "secret": "sent back with every update",
-//!         "execution_time_limit": 600,
-//!         "predict": false,
-//!     }) else {
-//!         unreachable!()
-//!     };
-//!     match runner.run("6f1c2a9e-task-id", &task_args, &Print).await {
-//!         Ok(report) if report.status == Status::Finished => println!("finished"),
-//!         Ok(report) => println!("failed: {}", report.traceback.unwrap_or_default()),
-//!         // No final status was sent: hand the task back to the broker.
-//!         Err(retry) => eprintln!("{retry}"),
-//!     }
-//!     Ok(())
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = DockerBackend::connect(DockerConfig::default()).await?;
+//! let runner = Runner::new(backend, RunnerConfig::new("/var/lib/aci-worker/work"));
+//! // The second argument of a `compute_worker_run` task, with the site's signed URLs.
+//! let Value::Object(task_args) = json!({
+//!     "submission_id": 42,
+//!     "bundle_url": "https://storage.example.org/42/run.txt?sig=r",
+//!     "stdout_url": "https://storage.example.org/42/stdout.txt?sig=w",
+//!     "stderr_url": "https://storage.example.org/42/stderr.txt?sig=w",
+//!     "output_url": "https://storage.example.org/42/output.zip?sig=w",
+//!     "secret": "sent back with every update",
+//!     "execution_time_limit": 600,
+//! }) else {
+//!     unreachable!()
+//! };
+//! match runner.run("6f1c2a9e-task-id", &task_args, &Print).await {
+//!     Ok(report) if report.status == Status::Finished => println!("finished"),
+//!     Ok(report) => println!("failed: {}", report.traceback.unwrap_or_default()),
+//!     // No final status was sent: hand the task back to the broker.
+//!     Err(retry) => eprintln!("{retry}"),
 //! }
+//! # Ok(())
+//! # }
 //! ```
 //!
-//! The repository's `examples/run_task.rs` is this program in full, with an example
-//! competition to run; `examples/audit_backend.rs` runs the same lifecycle on a
-//! backend of its own that wraps Docker.
+//! [`Runner::run`] reads the task's arguments ([`TaskArgs`]), reports `running`,
+//! fetches the run bundle and every bundle it names ([`bundle`]), decides what runs
+//! (a result submission, a code submission with or without an ingestion program, a
+//! scoring program with one or several commands), runs it through the backend
+//! within the time limit, writes `output/metadata`, uploads logs, `output.zip`,
+//! `private_output.zip` and detailed results to the signed URLs
+//! ([`transfer`]), and reports `finished` or `failed` through a [`StatusSink`].
+//!
+//! The repository's `examples/run_task.rs` is a complete program of this kind, with
+//! an example competition to run (from `file://` URLs); `examples/audit_backend.rs`
+//! runs the same lifecycle on a backend of its own that wraps Docker.
 
 pub mod archive;
 pub mod bundle;

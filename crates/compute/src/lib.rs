@@ -1,21 +1,7 @@
 //! The seam between what to run and where it runs.
 //!
-//! A [`JobSpec`] describes containers that run side by side over one local
-//! workspace: their images, argv, environment, resources and the workspace folders
-//! they see. A [`ComputeBackend`] runs it — on the local Docker engine, on Azure
-//! Container Instances, or on anything else — and returns an [`Outcome`] with each
-//! container's exit code and times. The caller (the CodaLab submission lifecycle in
-//! `codalab-run`) never learns which backend it used.
-//!
-//! This crate does no I/O. Names and paths that reach a backend are checked when
-//! they are built ([`JobId`], [`ContainerName`], [`WorkspacePath`],
-//! [`ContainerPath`], [`ImageRef`]), so a backend receives nothing that could escape
-//! the workspace or be read by a shell.
-//!
-//! # Example
-//!
-//! A backend that runs nothing and reports every container as exited with 0, used
-//! on a one-container job:
+//! A backend of your own implements [`ComputeBackend`]; here one that runs nothing
+//! and reports every container as exited with 0, given a one-container job:
 //!
 //! ```
 //! use compute::*;
@@ -28,20 +14,13 @@
 //!     }
 //!
 //!     fn run<'a>(&'a self, spec: &'a JobSpec, events: &'a dyn EventSink)
-//!         -> BoxFuture<'a, Result<Outcome>>
-//!     {
+//!         -> BoxFuture<'a, Result<Outcome>> {
 //!         Box::pin(async move {
 //!             spec.validate()?;
 //!             let containers = spec.containers.iter().map(|c| {
 //!                 events.emit(Event::Exited { container: c.name.clone(), exit_code: Some(0) });
-//!                 ContainerOutcome {
-//!                     name: c.name.clone(),
-//!                     exit_code: Some(0),
-//!                     started_at: None,
-//!                     finished_at: None,
-//!                     timed_out: false,
-//!                     oom_killed: false,
-//!                 }
+//!                 ContainerOutcome { name: c.name.clone(), exit_code: Some(0), started_at: None,
+//!                     finished_at: None, timed_out: false, oom_killed: false }
 //!             });
 //!             Ok(Outcome { containers: containers.collect(), timed_out: false })
 //!         })
@@ -59,7 +38,8 @@
 //!     ImageRef::parse("codalab/codalab-legacy:py37")?,
 //!     vec!["python3".into(), "/codalab/run/program/score.py".into()],
 //! );
-//! scorer.mounts.push(Mount::rw(WorkspacePath::new("output")?, ContainerPath::new("/codalab/run/output")?));
+//! let output = ContainerPath::new("/codalab/run/output")?;
+//! scorer.mounts.push(Mount::rw(WorkspacePath::new("output")?, output));
 //! scorer.stdout = Some(WorkspacePath::new("output/stdout.txt")?);
 //! job.containers.push(scorer);
 //!
@@ -71,6 +51,18 @@
 //! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 //! # }
 //! ```
+//!
+//! A [`JobSpec`] describes containers that run side by side over one local
+//! workspace: their images, argv, environment, resources and the workspace folders
+//! they see. A [`ComputeBackend`] runs it — on the local Docker engine, on Azure
+//! Container Instances, or on anything else — and returns an [`Outcome`] with each
+//! container's exit code and times. The caller (the CodaLab submission lifecycle in
+//! `codalab-run`) never learns which backend it used.
+//!
+//! This crate does no I/O. Names and paths that reach a backend are checked when
+//! they are built ([`JobId`], [`ContainerName`], [`WorkspacePath`],
+//! [`ContainerPath`], [`ImageRef`]), so a backend receives nothing that could escape
+//! the workspace or be read by a shell.
 //!
 //! A backend may also wrap another one: the repository's `examples/audit_backend.rs`
 //! passes every job to the Docker backend and writes its start, events and outcome
