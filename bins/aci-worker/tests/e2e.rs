@@ -500,3 +500,47 @@ fn aci_runs_every_step_on_the_emulator_and_no_secret_reaches_the_logs() {
         }
     }
 }
+
+#[test]
+fn after_the_grace_period_a_task_is_handed_back_or_failed_as_configured() {
+    let vhost = Vhost::new("grace");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [gated_submission(&bundles, "stuck")],
+    });
+    let mut env = settings(&dirs, &vhost.url());
+    env.insert("SHUTDOWN_GRACE_SECS".into(), "1".into());
+    env.insert("ON_SHUTDOWN".into(), "requeue".into());
+    let log = dirs.path().join("worker.log");
+    let mut worker = Worker::start(&env, &log);
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    wait_started(&dirs, 1);
+
+    // requeue: the program is stopped, the task goes back to the queue unreported.
+    worker.terminate();
+    assert_eq!(worker.wait(), 0);
+    assert!(docker_containers_of(&worker.name).is_empty(), "the program was stopped");
+    assert_eq!(vhost.queue_counts("compute-worker"), Some((1, 0)), "handed back");
+    assert_eq!(outbox_len(&dirs), 0);
+    assert!(site.records().iter().all(|r| r["final"] != true), "no final status yet");
+
+    // fail: the next worker takes it, and at its own shutdown reports it failed.
+    env.insert("ON_SHUTDOWN".into(), "fail".into());
+    env.insert("HTTP_ADDR".into(), free_addr());
+    let mut next = Worker::start(&env, &log);
+    wait_until("the handed-back task to start again", || {
+        (started(&dirs) >= 1 && vhost.queue_counts("compute-worker") == Some((0, 0))).then_some(())
+    });
+    next.terminate();
+    assert_eq!(next.wait(), 0);
+    let records = site.wait_done();
+    assert_exactly_once(&records);
+    let failed = final_of(&records, "stuck");
+    assert_eq!(failed["status"], "failed");
+    let traceback = failed["extra"]["traceback"].as_str().unwrap();
+    assert!(traceback.contains("shut down before the submission finished"), "{traceback}");
+    assert!(docker_containers_of(&next.name).is_empty(), "the program was stopped");
+    site.stop();
+}
