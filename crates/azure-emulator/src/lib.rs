@@ -286,7 +286,9 @@
 //! [`ArmFaults`] (set at start in [`ArmConfig::faults`] or any time with
 //! [`Emulator::set_arm_faults`]) counts down, so tests are deterministic: the next N
 //! ARM requests answered `429 TooManyRequests` with `Retry-After: 1`, or `500
-//! InternalServerError`; the next N container group PUTs (that pass validation)
+//! InternalServerError`; the next N GETs of one container group answered `500` while
+//! every other request works (an outage of reads); the next N container group PUTs
+//! (that pass validation)
 //! refused with `409 ContainerGroupQuotaReached` (ACI's message) or `503
 //! ServiceUnavailable` ("The requested resource is not available in the location …
 //! at this moment …"); a provisioning delay before pulls; the next N Spot groups

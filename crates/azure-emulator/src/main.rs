@@ -178,6 +178,7 @@ async fn main() -> ExitCode {
             spot_evictions: args.spot_evictions,
             spot_eviction_delay: Duration::from_millis(args.spot_eviction_delay_ms),
             pull_failures: args.fail_pulls.clone(),
+            ..ArmFaults::default()
         };
         (config, addr)
     });

@@ -332,6 +332,30 @@ async fn injected_faults_are_counted_down() {
     assert!(arm.emulator().token_requests() >= 1, "tokens are never faulted");
 }
 
+#[tokio::test]
+async fn read_errors_fail_gets_of_a_group_and_nothing_else() {
+    let arm = Arm::instant().await;
+    let body = group_body(vec![container("main", &busybox(), &["true"])]);
+    assert_eq!(arm.put_group("g1", &body).await.status, 201);
+    arm.emulator().set_arm_faults(ArmFaults { read_errors: 2, ..ArmFaults::default() });
+
+    let path = arm.group_path("g1");
+    let failed = arm.call("GET", &path, None).await;
+    assert_eq!((failed.status, failed.code()), (500, "InternalServerError"));
+    // Listings, logs, stops and PUTs work during the outage and use up nothing.
+    let list = arm.call("GET", &arm.groups_path(), None).await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.body["value"][0]["name"], "g1");
+    assert_eq!(arm.call("GET", &format!("{path}/containers/main/logs"), None).await.status, 200);
+    assert_eq!(arm.call("POST", &format!("{path}/stop"), None).await.status, 204);
+    assert_eq!(arm.put_group("g2", &body).await.status, 201);
+    assert_eq!(arm.emulator().arm_faults().read_errors, 1);
+    assert_eq!(arm.call("GET", &arm.group_path("g2"), None).await.status, 500);
+    assert_eq!(arm.emulator().arm_faults().read_errors, 0);
+    assert_eq!(arm.call("GET", &path, None).await.status, 200);
+    assert_eq!(arm.call("DELETE", &path, None).await.status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instant_mode_runs_hundreds_of_groups_and_pages_lists() {
     let arm = Arm::instant().await;

@@ -63,6 +63,7 @@ use afs_staging::Stager;
 use backoff::Backoff;
 use compute::{
     BoxFuture, ComputeBackend, ContainerOutcome, Error, Event, EventSink, JobId, JobSpec, Outcome,
+    WorkspacePath,
 };
 
 pub use arm::{ArmClient, ArmError, ArmTarget};
@@ -354,49 +355,16 @@ impl AciBackend {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
             };
-            let code = error.code().unwrap_or("");
-            let quota = code.contains("Quota");
-            let capacity = error.status() == Some(503)
-                || [
-                    "ServiceUnavailable",
-                    "InsufficientCapacity",
-                    "SkuNotAvailable",
-                    "RegionCapacity",
-                ]
-                .iter()
-                .any(|c| code.contains(c));
-            let conflict = error.status() == Some(409) && !quota && !capacity;
-            if !(quota || capacity || conflict) {
+            let Some(refusal) = Refusal::of(&error) else {
                 return Err(match error.status() {
                     Some(400 | 422) => {
                         Error::InvalidSpec(format!("ACI refused the container group: {error}"))
                     }
                     _ => Error::platform("create container group", error.is_transient(), error),
                 });
-            }
+            };
             if started.elapsed() >= config.capacity_retry_for {
-                return Err(if quota {
-                    Error::platform(
-                        "create container group",
-                        false,
-                        format!(
-                            "{error}. The subscription's Azure Container Instances quota in {} is used \
-                             up: request a higher quota for this region, or lower WORKER_CONCURRENCY",
-                            config.location
-                        ),
-                    )
-                } else {
-                    Error::platform(
-                        "create container group",
-                        true,
-                        format!(
-                            "{error}. Azure has no capacity for this container group in {} now: \
-                             the task will be tried again later; smaller CPU, memory or GPU \
-                             requests or another region may help",
-                            config.location
-                        ),
-                    )
-                });
+                return Err(refusal.give_up(error, &config.location, started.elapsed()));
             }
             let delay = backoff.next_delay();
             tracing::warn!(group = name, error = %error, delay_s = delay.as_secs(), "ACI cannot take the group yet; waiting");
@@ -428,11 +396,61 @@ impl AciBackend {
                 .map_err(staging_error("watch a file"))?;
             watches.push((local.clone(), watch));
         }
+        // The last state read: the time limit and the provisioning timeout hold
+        // through an ARM outage too, with what was known before it.
+        let mut last: Option<ContainerGroup> = None;
         loop {
             tokio::time::sleep(interval).await;
             interval = (interval * 3 / 2).min(inner.config.poll_max);
-            let group = match inner.arm.get_group(name).await {
-                Ok(Some(group)) => group,
+            let mut read_error = None;
+            match inner.arm.get_group(name).await {
+                Ok(Some(group)) => {
+                    let states = container_states(&group, spec);
+                    if spec_is_spot(&group) && evicted(&group) {
+                        return Ok(Followed::Evicted);
+                    }
+                    for (i, c) in spec.containers.iter().enumerate() {
+                        if let Some(reason) = image_pull_failure(&group, c.name.as_str()) {
+                            return Err(Error::ImageUnavailable {
+                                image: c.image.to_string(),
+                                reason,
+                            });
+                        }
+                        let state =
+                            states[i].as_ref().and_then(|s| s.state.as_deref()).unwrap_or("");
+                        if (state == "Running" || state == "Terminated") && !started[i] {
+                            started[i] = true;
+                            events.emit(Event::Started { container: c.name.clone() });
+                        }
+                        if state == "Terminated" && !exited[i] {
+                            exited[i] = true;
+                            let exit_code = states[i].as_ref().and_then(|s| s.exit_code);
+                            events.emit(Event::Exited { container: c.name.clone(), exit_code });
+                        }
+                    }
+                    if running_since.is_none() && started.iter().any(|s| *s) {
+                        running_since = Some(Instant::now());
+                    }
+                    poll_watches(&mut watches, events).await;
+                    if exited.iter().all(|e| *e) {
+                        let no_shell: Vec<usize> = (0..spec.containers.len())
+                            .filter(|i| {
+                                wrapped[*i]
+                                    && lacks_shell(&group, spec.containers[*i].name.as_str())
+                            })
+                            .collect();
+                        if !no_shell.is_empty() {
+                            return Ok(Followed::NoShell(no_shell));
+                        }
+                        return Ok(Followed::Done(outcome(spec, &states, false)));
+                    }
+                    if running_since.is_none()
+                        && let Some(failure) = provisioning_failure(&group)
+                    {
+                        return Err(Error::platform("create container group", false, failure));
+                    }
+                    last = Some(group);
+                }
                 Ok(None) => {
                     return Err(Error::platform(
                         "run container group",
@@ -442,58 +460,10 @@ impl AciBackend {
                 }
                 Err(e) if e.is_transient() => {
                     tracing::warn!(group = name, error = %e, "could not read the container group; polling on");
-                    continue;
+                    poll_watches(&mut watches, events).await;
+                    read_error = Some(e);
                 }
                 Err(e) => return Err(Error::platform("read container group", false, e)),
-            };
-            let states = container_states(&group, spec);
-            if spec_is_spot(&group) && evicted(&group) {
-                return Ok(Followed::Evicted);
-            }
-            for (i, c) in spec.containers.iter().enumerate() {
-                if let Some(reason) = pull_failure(&group, &c.name.to_string()) {
-                    return Err(Error::ImageUnavailable { image: c.image.to_string(), reason });
-                }
-                let state = states[i].as_ref().and_then(|s| s.state.as_deref()).unwrap_or("");
-                if (state == "Running" || state == "Terminated") && !started[i] {
-                    started[i] = true;
-                    events.emit(Event::Started { container: c.name.clone() });
-                }
-                if state == "Terminated" && !exited[i] {
-                    exited[i] = true;
-                    let exit_code = states[i].as_ref().and_then(|s| s.exit_code);
-                    events.emit(Event::Exited { container: c.name.clone(), exit_code });
-                }
-            }
-            if running_since.is_none() && started.iter().any(|s| *s) {
-                running_since = Some(Instant::now());
-            }
-            for (path, watch) in &mut watches {
-                match watch.poll().await {
-                    Ok(true) => events.emit(Event::FileChanged { path: path.clone() }),
-                    Ok(false) => {}
-                    Err(e) => tracing::debug!(path = %path, error = %e, "watched file not read"),
-                }
-            }
-            if exited.iter().all(|e| *e) {
-                let no_shell: Vec<usize> = (0..spec.containers.len())
-                    .filter(|i| {
-                        wrapped[*i] && lacks_shell(&group, &spec.containers[*i].name.to_string())
-                    })
-                    .collect();
-                if !no_shell.is_empty() {
-                    return Ok(Followed::NoShell(no_shell));
-                }
-                return Ok(Followed::Done(outcome(spec, &states, false)));
-            }
-            if group.properties.provisioning_state.as_deref() == Some("Failed")
-                && running_since.is_none()
-            {
-                return Err(Error::platform(
-                    "create container group",
-                    false,
-                    format!("the container group failed: {}", group_events_text(&group)),
-                ));
             }
             match (running_since, spec.time_limit) {
                 (Some(since), Some(limit)) if since.elapsed() >= limit => {
@@ -502,8 +472,11 @@ impl AciBackend {
                         "time limit reached; stopping the container group"
                     );
                     inner.arm.stop_group(name).await.map_err(arm_error("stop container group"))?;
-                    let last = inner.arm.get_group(name).await.ok().flatten().unwrap_or(group);
-                    let states = container_states(&last, spec);
+                    let after = inner.arm.get_group(name).await.ok().flatten().or(last);
+                    let states = match &after {
+                        Some(group) => container_states(group, spec),
+                        None => vec![None; spec.containers.len()],
+                    };
                     for (i, c) in spec.containers.iter().enumerate() {
                         if !exited[i] {
                             let exit_code = states[i].as_ref().and_then(|s| s.exit_code);
@@ -517,18 +490,101 @@ impl AciBackend {
                     return Ok(Followed::Done(outcome));
                 }
                 (None, _) if created.elapsed() >= inner.config.provisioning_timeout => {
+                    let mut why = last.as_ref().map_or_else(
+                        || "the container group was never read".to_owned(),
+                        group_events_text,
+                    );
+                    if let Some(e) = &read_error {
+                        why = format!("{why}; the last read failed: {e}");
+                    }
                     return Err(Error::platform(
                         "start container group",
                         true,
                         format!(
-                            "no container started within {} s: {}",
+                            "no container started within {} s: {why}",
                             inner.config.provisioning_timeout.as_secs(),
-                            group_events_text(&group)
                         ),
                     ));
                 }
                 _ => {}
             }
+        }
+    }
+}
+
+/// Reports the watched files that changed since the last poll.
+async fn poll_watches(watches: &mut [(WorkspacePath, afs_staging::Watch)], events: &dyn EventSink) {
+    for (path, watch) in watches {
+        match watch.poll().await {
+            Ok(true) => events.emit(Event::FileChanged { path: path.clone() }),
+            Ok(false) => {}
+            Err(e) => tracing::debug!(path = %path, error = %e, "watched file not read"),
+        }
+    }
+}
+
+/// Why ACI would not take a container group yet: worth waiting for a while.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// The subscription's quota in the region is used up (`…QuotaReached`).
+    Quota,
+    /// The region has no capacity for the group now (503, `ServiceUnavailable`,
+    /// `InsufficientCapacity`, ...).
+    Capacity,
+    /// Another 409 Conflict: an operation on the same group is still going on (it
+    /// is being deleted, or another definition of it runs).
+    Conflict,
+}
+
+impl Refusal {
+    /// The refusal `error` is, or `None` for an error that waiting does not help.
+    fn of(error: &ArmError) -> Option<Refusal> {
+        let code = error.code().unwrap_or("");
+        if code.contains("Quota") {
+            return Some(Refusal::Quota);
+        }
+        let capacity = error.status() == Some(503)
+            || ["ServiceUnavailable", "InsufficientCapacity", "SkuNotAvailable", "RegionCapacity"]
+                .iter()
+                .any(|c| code.contains(c));
+        if capacity {
+            return Some(Refusal::Capacity);
+        }
+        (error.status() == Some(409)).then_some(Refusal::Conflict)
+    }
+
+    /// The job's error once the refusal lasted `waited`: ARM's words and what to do.
+    fn give_up(self, error: ArmError, location: &str, waited: Duration) -> Error {
+        let operation = "create container group";
+        match self {
+            Refusal::Quota => Error::platform(
+                operation,
+                false,
+                format!(
+                    "{error}. The subscription's Azure Container Instances quota in {location} \
+                     is used up: request a higher quota for this region, or lower \
+                     WORKER_CONCURRENCY"
+                ),
+            ),
+            Refusal::Capacity => Error::platform(
+                operation,
+                true,
+                format!(
+                    "{error}. Azure has no capacity for this container group in {location} now: \
+                     the task will be tried again later; smaller CPU, memory or GPU requests or \
+                     another region may help"
+                ),
+            ),
+            Refusal::Conflict => Error::platform(
+                operation,
+                true,
+                format!(
+                    "{error}. The container group was still in conflict with an earlier one of \
+                     the same name after {} s (being deleted, or still running for another \
+                     worker): the task will be tried again later",
+                    waited.as_secs()
+                ),
+            ),
         }
     }
 }
@@ -672,8 +728,9 @@ fn container_events<'g>(group: &'g ContainerGroup, name: &str) -> Vec<&'g model:
         .collect()
 }
 
-/// ACI's words when an image cannot be pulled.
-fn pull_failure(group: &ContainerGroup, name: &str) -> Option<String> {
+/// ACI's words when the image of container `name` cannot be pulled: its last
+/// `Failed` event about a pull, or its `ErrImagePull` state in a failed group.
+pub fn image_pull_failure(group: &ContainerGroup, name: &str) -> Option<String> {
     let events = container_events(group, name);
     let failed = events.iter().rev().find(|e| {
         let failed = e.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("Failed"));
@@ -714,6 +771,15 @@ fn lacks_shell(group: &ContainerGroup, name: &str) -> bool {
     mentions_shell && matches!(code, Some(126..=128) | None)
 }
 
+/// Why a container group failed to provision, in ACI's words (the events of the
+/// group and its containers: a mount, a start, ...), or `None` when its
+/// provisioning did not fail. An image that cannot be pulled is told apart first by
+/// [`image_pull_failure`].
+pub fn provisioning_failure(group: &ContainerGroup) -> Option<String> {
+    (group.properties.provisioning_state.as_deref() == Some("Failed"))
+        .then(|| format!("the container group failed: {}", group_events_text(group)))
+}
+
 fn group_events_text(group: &ContainerGroup) -> String {
     let texts: Vec<String> =
         all_events(group).filter_map(|e| e.message.clone()).filter(|m| !m.is_empty()).collect();
@@ -737,4 +803,48 @@ fn arm_error(operation: &'static str) -> impl Fn(ArmError) -> Error {
 
 fn staging_error(operation: &'static str) -> impl Fn(afs_staging::Error) -> Error {
     move |e| Error::platform(operation, e.is_transient(), e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, code: &str, message: &str) -> ArmError {
+        ArmError::Status {
+            operation: "create container group job".into(),
+            status,
+            code: Some(code.into()),
+            message: Some(message.into()),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn refusals_are_told_apart_and_each_says_what_it_is() {
+        let waited = Duration::from_secs(900);
+        let quota = refused(409, "ContainerGroupQuotaReached", "quota 'StandardCores' exceeded");
+        assert_eq!(Refusal::of(&quota), Some(Refusal::Quota));
+        let text = compute::error_chain(&Refusal::Quota.give_up(quota, "westeurope", waited));
+        assert!(text.contains("request a higher quota for this region"), "{text}");
+        assert!(text.contains("lower WORKER_CONCURRENCY"), "{text}");
+
+        let capacity = refused(503, "ServiceUnavailable", "not available in the location");
+        assert_eq!(Refusal::of(&capacity), Some(Refusal::Capacity));
+        let error = Refusal::Capacity.give_up(capacity, "westeurope", waited);
+        assert!(error.is_transient());
+        let text = compute::error_chain(&error);
+        assert!(text.contains("no capacity"), "{text}");
+
+        let conflict = refused(409, "Conflict", "The container group 'job' is being deleted.");
+        assert_eq!(Refusal::of(&conflict), Some(Refusal::Conflict));
+        let error = Refusal::Conflict.give_up(conflict, "westeurope", waited);
+        let text = compute::error_chain(&error);
+        assert!(error.is_transient(), "{text}");
+        assert!(text.contains("is being deleted") && text.contains("900 s"), "{text}");
+        assert!(!text.contains("capacity") && !text.contains("quota"), "{text}");
+
+        let invalid = refused(400, "InvalidContainerGroupName", "The name is invalid.");
+        assert_eq!(Refusal::of(&invalid), None);
+    }
 }

@@ -273,6 +273,48 @@ pub struct Logs {
     pub content: Option<String>,
 }
 
+/// The answer of the usages API (`GET …/locations/{location}/usages`): how much of
+/// each Container Instances quota of a region is used.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct UsageList {
+    /// One entry per quota.
+    #[serde(default)]
+    pub value: Vec<Usage>,
+}
+
+/// The use of one quota.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// The usage's resource id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// What is counted, e.g. `Count`.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// How much is used now.
+    #[serde(default)]
+    pub current_value: Option<i64>,
+    /// The quota.
+    #[serde(default)]
+    pub limit: Option<i64>,
+    /// Which quota, e.g. `ContainerGroups` or `StandardCores`.
+    #[serde(default)]
+    pub name: Option<UsageName>,
+}
+
+/// The name of a quota.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageName {
+    /// The name as code reads it, e.g. `ContainerGroups`.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// The name as people read it, e.g. `Container Groups`.
+    #[serde(default)]
+    pub localized_value: Option<String>,
+}
+
 /// An ARM error body: `{"error": {"code": ..., "message": ...}}`.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ErrorBody {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use afs_staging::auth::SharedKey;
 use afs_staging::{ClientConfig, Credential, FileClient, Stager, StagingConfig};
-use backend_aci::model::{ContainerGroup, GroupList, Logs};
+use backend_aci::model::{ContainerGroup, GroupList, Logs, UsageList};
 use backend_aci::{AciBackend, AciConfig, ArmClient, ArmTarget, Priority};
 use compute::{
     ContainerName, ContainerPath, ContainerSpec, EnvVar, Gpu, ImageRef, JobId, JobSpec, Mount,
@@ -34,57 +34,148 @@ fn example_files() -> Vec<PathBuf> {
     files
 }
 
+/// What the responses of an example file hold, by the operation it shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// One container group (create, get, delete).
+    Group,
+    /// A page of container groups.
+    GroupList,
+    /// A container's log.
+    Logs,
+    /// The region's quota usages.
+    Usages,
+    /// No body at all (stop).
+    Empty,
+}
+
+/// The operation of every example file; a file not listed fails the test, so that
+/// a new example is never skipped silently.
+fn answer_of(path: &Path) -> Answer {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    match name {
+        "ContainerGroups_CreateOrUpdate_Confidential_Container_Group.json"
+        | "ContainerGroups_CreateOrUpdate_Container_Group_Create_With_Extensions.json"
+        | "ContainerGroups_CreateOrUpdate_Container_Group_With_Encryption_Properties.json"
+        | "ContainerGroups_CreateOrUpdate_Container_Groups_Create_Or_Update.json"
+        | "ContainerGroups_CreateOrUpdate_Container_Groups_Create_With_Priority.json"
+        | "ContainerGroups_Delete.json"
+        | "ContainerGroups_Get_Container_Groups_Get_Failed.json"
+        | "ContainerGroups_Get_Container_Groups_Get_Succeeded.json"
+        | "ContainerGroups_Get_Container_Groups_Get_With_Priority.json"
+        | "ContainerGroupsCreateOrUpdate.json"
+        | "ContainerGroupsCreatePriority.json"
+        | "ContainerGroupsGetPriority.json"
+        | "ContainerGroupsGet_Failed.json"
+        | "ContainerGroupsGet_Succeeded.json" => Answer::Group,
+        "ContainerGroups_List.json" => Answer::GroupList,
+        "Containers_ListLogs.json" => Answer::Logs,
+        "ContainerGroupUsage.json" => Answer::Usages,
+        "ContainerGroups_Stop.json" => Answer::Empty,
+        other => panic!("{}: an example the test does not know ({other})", path.display()),
+    }
+}
+
+fn read<T: serde::de::DeserializeOwned>(body: &Value, what: &str) -> T {
+    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+fn example(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(path)).unwrap()).unwrap()
+}
+
 #[test]
 fn every_example_response_reads() {
     let mut groups = 0;
+    let mut usages = 0;
     for path in example_files() {
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let name = path.display();
+        let answer = answer_of(&path);
         if let Some(request) = doc["parameters"]["containerGroup"].as_object() {
             let _: ContainerGroup = serde_json::from_value(Value::Object(request.clone()))
                 .unwrap_or_else(|e| panic!("{name} request: {e}"));
         }
-        for (status, response) in doc["responses"].as_object().unwrap() {
+        let responses = doc["responses"].as_object().unwrap();
+        assert!(!responses.is_empty(), "{name}: no response");
+        for (status, response) in responses {
             let body = &response["body"];
+            // 202 and 204 carry no body, whatever the operation.
             if body.is_null() {
+                assert!(
+                    answer == Answer::Empty || matches!(status.as_str(), "202" | "204"),
+                    "{name} {status}: no body"
+                );
                 continue;
             }
-            if body["properties"]["containers"].is_array() {
-                let group: ContainerGroup = serde_json::from_value(body.clone())
-                    .unwrap_or_else(|e| panic!("{name} {status}: {e}"));
-                assert!(!group.properties.containers.is_empty());
-                groups += 1;
-            } else if body["value"].is_array()
-                && body["value"][0]["properties"]["containers"].is_array()
-            {
-                let list: GroupList = serde_json::from_value(body.clone())
-                    .unwrap_or_else(|e| panic!("{name} {status}: {e}"));
-                groups += list.value.len();
-            } else if body.get("content").is_some() {
-                let logs: Logs = serde_json::from_value(body.clone())
-                    .unwrap_or_else(|e| panic!("{name} {status}: {e}"));
-                assert!(logs.content.is_some());
+            let what = format!("{name} {status}");
+            match answer {
+                Answer::Group => {
+                    let group: ContainerGroup = read(body, &what);
+                    assert!(!group.properties.containers.is_empty(), "{what}");
+                    groups += 1;
+                }
+                Answer::GroupList => {
+                    let list: GroupList = read(body, &what);
+                    assert!(!list.value.is_empty(), "{what}");
+                    groups += list.value.len();
+                }
+                Answer::Logs => {
+                    let logs: Logs = read(body, &what);
+                    assert!(logs.content.is_some(), "{what}");
+                }
+                Answer::Usages => {
+                    let list: UsageList = read(body, &what);
+                    for usage in &list.value {
+                        assert!(usage.current_value.is_some() && usage.limit.is_some(), "{name}");
+                        let quota = usage.name.as_ref().and_then(|n| n.value.as_deref());
+                        assert!(quota.is_some_and(|q| !q.is_empty()), "{name}: {usage:?}");
+                    }
+                    usages += list.value.len();
+                }
+                Answer::Empty => panic!("{name} {status}: a body where none is expected"),
             }
         }
     }
     assert!(groups >= 15, "only {groups} container groups read");
+    assert!(usages >= 1, "no usage read");
 
     // The states the backend relies on are there.
-    let failed: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            fixtures()
-                .join("2023-05-01/ContainerGroups_Get_Container_Groups_Get_With_Priority.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let group: ContainerGroup =
-        serde_json::from_value(failed["responses"]["200"]["body"].clone()).unwrap();
-    let state = group.properties.containers[0].properties.instance_view.as_ref().unwrap();
+    let doc = example("2023-05-01/ContainerGroups_Get_Container_Groups_Get_With_Priority.json");
+    let spot: ContainerGroup =
+        serde_json::from_value(doc["responses"]["200"]["body"].clone()).unwrap();
+    let state = spot.properties.containers[0].properties.instance_view.as_ref().unwrap();
     let current = state.current_state.as_ref().unwrap();
     assert_eq!(current.state.as_deref(), Some("Terminated"));
     assert_eq!(current.exit_code, Some(0));
-    assert_eq!(group.properties.priority.as_deref(), Some("Spot"));
+    assert_eq!(spot.properties.priority.as_deref(), Some("Spot"));
+}
+
+#[test]
+fn the_official_failed_groups_read_as_failures_in_acis_words() {
+    for path in [
+        "2023-05-01/ContainerGroups_Get_Container_Groups_Get_Failed.json",
+        "2025-09-01/ContainerGroupsGet_Failed.json",
+    ] {
+        let doc = example(path);
+        let group: ContainerGroup =
+            serde_json::from_value(doc["responses"]["200"]["body"].clone()).unwrap();
+        let container = &group.properties.containers[0].name;
+        // A mount failed, not a pull: the image is not to blame.
+        assert_eq!(backend_aci::image_pull_failure(&group, container), None, "{path}");
+        let failure = backend_aci::provisioning_failure(&group)
+            .unwrap_or_else(|| panic!("{path}: not read as a failure"));
+        assert!(failure.contains("mount error(2): Permission denied"), "{path}: {failure}");
+    }
+    for path in [
+        "2023-05-01/ContainerGroups_Get_Container_Groups_Get_Succeeded.json",
+        "2025-09-01/ContainerGroupsGet_Succeeded.json",
+    ] {
+        let doc = example(path);
+        let group: ContainerGroup =
+            serde_json::from_value(doc["responses"]["200"]["body"].clone()).unwrap();
+        assert_eq!(backend_aci::provisioning_failure(&group), None, "{path}");
+    }
 }
 
 /// A validator for the subset of JSON Schema the OpenAPI document uses: `$ref`,

@@ -10,10 +10,14 @@ use afs_staging::auth::SharedKey;
 use afs_staging::{ClientConfig, Credential, FileClient, Stager, StagingConfig};
 use azure_emulator::{ArmConfig, ArmFaults, Emulator, FilesConfig};
 use backend_aci::credentials::{SdkAuth, http_client};
+use backend_aci::model::{
+    Container, ContainerGroup, ContainerProperties, GroupProperties, ResourceRequests,
+    ResourceRequirements,
+};
 use backend_aci::{AciBackend, AciConfig, ArmClient, ArmTarget, Priority};
 use compute::{
-    ComputeBackend, ContainerName, ContainerPath, ContainerSpec, Event, ImageRef, JobId, JobSpec,
-    Mount, WorkspacePath,
+    ComputeBackend, ContainerName, ContainerPath, ContainerSpec, Event, Gpu, ImageRef, JobId,
+    JobSpec, Mount, WorkspacePath,
 };
 
 struct Stack {
@@ -189,6 +193,81 @@ async fn the_deadline_stops_the_group() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_holds_while_arm_cannot_read_the_group() {
+    let stack = Arc::new(stack(ArmFaults::default(), |_| {}).await);
+    let mut sleeper = shell("sleeper", "sleep 300");
+    sleeper.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let mut spec = job(&stack, "read-outage", vec![sleeper]);
+    spec.time_limit = Some(Duration::from_secs(3));
+    let events = Arc::new(Events::default());
+    let run = {
+        let stack = stack.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            let sink = sink(&events);
+            stack.backend.run(&spec, &sink).await
+        })
+    };
+    let mut waited = 0;
+    while !events.started() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 2400, "the container never started");
+    }
+    // From now on every GET of the group fails; stop and delete still work.
+    let outage = u32::MAX;
+    stack.emulator.set_arm_faults(ArmFaults { read_errors: outage, ..ArmFaults::default() });
+    let outcome = run.await.unwrap().unwrap();
+    assert!(outcome.timed_out, "{outcome:?}");
+    assert!(outcome.containers[0].timed_out, "{outcome:?}");
+    assert!(!outcome.succeeded());
+    // Every read after the start failed, each tried 8 times by the client: at least
+    // one poll and the read after the stop.
+    let refused = outage - stack.emulator.arm_faults().read_errors;
+    assert!(refused >= 16, "only {refused} reads refused");
+    assert_nothing_left(&stack, "read-outage").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provisioning_timeout_holds_while_arm_cannot_read_the_group() {
+    let faults = ArmFaults { read_errors: u32::MAX, ..ArmFaults::default() };
+    let stack = stack(faults, |c| c.provisioning_timeout = Duration::from_secs(2)).await;
+    let spec = job(&stack, "never-read", vec![shell("one", "sleep 300")]);
+    let err = stack.backend.run(&spec, &|_| {}).await.unwrap_err();
+    let text = compute::error_chain(&err);
+    assert!(err.is_transient(), "{text}");
+    assert!(text.contains("no container started within 2 s"), "{text}");
+    assert!(text.contains("the container group was never read"), "{text}");
+    assert!(text.contains("500 InternalServerError"), "{text}");
+    assert_nothing_left(&stack, "never-read").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_arm_finds_invalid_fails_at_once_with_arms_words() {
+    // ACI takes no GPU in a Spot group: a 400 the backend does not foresee.
+    let stack = stack(ArmFaults::default(), |c| c.priority = Priority::Spot).await;
+    let mut c = shell("one", "true");
+    c.resources.gpu = Some(Gpu { count: 1, sku: None });
+    let spec = job(&stack, "invalid", vec![c]);
+    let before = stack.emulator.arm_requests();
+    let err = stack.backend.run(&spec, &|_| {}).await.unwrap_err();
+    let text = compute::error_chain(&err);
+    assert!(matches!(err, compute::Error::InvalidSpec(_)), "{text}");
+    assert!(text.contains("400 SpotPriorityContainerGroupWithGPUResourcesNotSupported"), "{text}");
+    assert!(
+        text.contains(
+            "Spot Priority Container Groups that include containers requesting GPU resources \
+             are not supported."
+        ),
+        "{text}"
+    );
+    // The DELETE of leftovers before the run, one PUT, the DELETE after it: the PUT
+    // was neither retried nor waited on.
+    assert_eq!(stack.emulator.arm_requests() - before, 3);
+    assert_nothing_left(&stack, "invalid").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_server_error_storms_are_waited_out() {
     // Seven failed answers in a row: every call in the run retries through them.
     let faults = ArmFaults { throttle: 3, server_errors: 4, ..ArmFaults::default() };
@@ -199,7 +278,8 @@ async fn throttling_and_server_error_storms_are_waited_out() {
     let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
     assert!(outcome.succeeded(), "{outcome:?}");
     assert_eq!(read(stack.workspace.path(), "out/fine.txt"), "fine\n");
-    assert_eq!(stack.emulator.arm_faults().throttle, 0);
+    let left = stack.emulator.arm_faults();
+    assert_eq!((left.throttle, left.server_errors), (0, 0), "faults not met: {left:?}");
     assert_nothing_left(&stack, "storm").await;
 }
 
@@ -225,20 +305,29 @@ async fn a_quota_that_stays_exhausted_says_what_to_do() {
     let err = stack.backend.run(&spec, &|_| {}).await.unwrap_err();
     let text = compute::error_chain(&err);
     assert!(!err.is_transient(), "{text}");
-    assert!(text.contains("ContainerGroupQuotaReached") && text.contains("quota"), "{text}");
+    // ARM's code and words, then the worker's advice.
+    assert!(text.contains("ContainerGroupQuotaReached"), "{text}");
+    assert!(text.contains("container group quota 'StandardCores' exceeded"), "{text}");
+    assert!(text.contains("request a higher quota for this region"), "{text}");
+    assert!(text.contains("lower WORKER_CONCURRENCY"), "{text}");
+    assert!(!text.contains("capacity"), "{text}");
     assert_nothing_left(&stack, "no-quota").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spot_eviction_is_run_again_as_regular() {
-    let faults = ArmFaults { spot_evictions: 1, ..ArmFaults::default() };
+    // Two evictions are ready, for the next two Spot groups the emulator accepts:
+    // the first group is one, and a rerun as Spot would be the second.
+    let faults = ArmFaults { spot_evictions: 2, ..ArmFaults::default() };
     let stack = stack(faults, |c| c.priority = Priority::Spot).await;
     let mut c = shell("one", "sleep 2; echo done >> /out/runs.txt");
     c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
     let spec = job(&stack, "evicted", vec![c]);
     let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
     assert!(outcome.succeeded(), "{outcome:?}");
-    assert_eq!(stack.emulator.arm_faults().spot_evictions, 0, "the eviction happened");
+    // The first group was Spot and evicted; the group run again was not Spot, so it
+    // was Regular (the only other priority), and the second eviction is still there.
+    assert_eq!(stack.emulator.arm_faults().spot_evictions, 1, "evictions left");
     // The rerun started from the workspace, not from the evicted run's leftovers.
     assert_eq!(read(stack.workspace.path(), "out/runs.txt"), "done\n");
     assert_nothing_left(&stack, "evicted").await;
@@ -403,4 +492,121 @@ async fn watched_files_are_followed_while_the_group_runs() {
     assert!(changes >= 1, "no change reported while running");
     assert_eq!(read(stack.workspace.path(), "out/detail.html"), "<p>version 3</p>\n");
     assert_nothing_left(&stack, "watched").await;
+}
+
+/// The environment a child test process reads the emulator from.
+const MI_ARM: &str = "ACI_TEST_MI_ARM_ENDPOINT";
+const MI_CA: &str = "ACI_TEST_MI_CA";
+
+/// Runs [`managed_identity_child`] in a child process whose environment points
+/// azure_identity's managed identity (App Service protocol) at the emulator, with
+/// `header` as `IDENTITY_HEADER`. The process environment is the only way to reach
+/// azure_identity's endpoint choice, and it is never changed in this process.
+async fn run_managed_identity_child(emulator: &Emulator, header: &str) -> std::process::Output {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["managed_identity_child", "--exact", "--ignored", "--nocapture"])
+        .env("IDENTITY_ENDPOINT", format!("{}/msi/token", emulator.arm_endpoint()))
+        .env("IDENTITY_HEADER", header)
+        .env(MI_ARM, emulator.arm_endpoint())
+        .env(MI_CA, emulator.ca_cert_pem_path());
+    for other in ["IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT", "MSI_ENDPOINT", "MSI_SECRET"] {
+        command.env_remove(other);
+    }
+    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_identity_token_is_taken_by_arm() {
+    let data = tempfile::tempdir().unwrap();
+    let mut arm = ArmConfig::new(data.path().join("tls"));
+    arm.instant = true;
+    arm.docker = None;
+    let emulator = Emulator::start_with(
+        FilesConfig::new(data.path().join("files")),
+        "127.0.0.1:0".parse().unwrap(),
+        Some((arm, "127.0.0.1:0".parse().unwrap())),
+    )
+    .await
+    .unwrap();
+    // A group for the child to find, created with the service principal.
+    let auth = SdkAuth::parse(&emulator.azure_creds_json(), "emulator").unwrap();
+    let http = http_client(Some(&emulator.ca_cert_pem_path())).unwrap();
+    let principal = ArmClient::new(
+        http.clone(),
+        auth.credential(&http).unwrap(),
+        ArmTarget {
+            endpoint: emulator.arm_endpoint(),
+            subscription_id: azure_emulator::DEFAULT_SUBSCRIPTION_ID.into(),
+            resource_group: azure_emulator::DEFAULT_RESOURCE_GROUP.into(),
+            api_version: backend_aci::API_VERSION.into(),
+        },
+    );
+    let group = ContainerGroup {
+        location: Some(azure_emulator::DEFAULT_LOCATION.into()),
+        properties: GroupProperties {
+            containers: vec![Container {
+                name: "main".into(),
+                properties: ContainerProperties {
+                    image: "busybox".into(),
+                    resources: ResourceRequirements {
+                        requests: ResourceRequests { memory_in_gb: 0.5, cpu: 0.5, gpu: None },
+                    },
+                    ..ContainerProperties::default()
+                },
+            }],
+            os_type: "Linux".into(),
+            restart_policy: Some("Never".into()),
+            ..GroupProperties::default()
+        },
+        ..ContainerGroup::default()
+    };
+    principal.put_group("seen-by-the-identity", &group).await.unwrap();
+
+    let tokens = emulator.token_requests();
+    let output =
+        run_managed_identity_child(&emulator, azure_emulator::DEFAULT_IDENTITY_HEADER).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("groups: seen-by-the-identity"), "{stdout}\n{stderr}");
+    assert!(emulator.token_requests() > tokens, "no token came from the emulator");
+
+    // The endpoint's secret matters: a wrong one gets no token, and no ARM call.
+    let output = run_managed_identity_child(&emulator, "not-the-header").await;
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{all}");
+    assert!(all.contains("X-IDENTITY-HEADER"), "{all}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by a_managed_identity_token_is_taken_by_arm in a child process"]
+async fn managed_identity_child() {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is unset: a_managed_identity_token_is_taken_by_arm runs this test")
+        })
+    };
+    let http = http_client(Some(Path::new(&var(MI_CA)))).unwrap();
+    let credential = backend_aci::credentials::managed_identity(None, &http).unwrap();
+    let arm = ArmClient::new(
+        http,
+        credential,
+        ArmTarget {
+            endpoint: var(MI_ARM),
+            subscription_id: azure_emulator::DEFAULT_SUBSCRIPTION_ID.into(),
+            resource_group: azure_emulator::DEFAULT_RESOURCE_GROUP.into(),
+            api_version: backend_aci::API_VERSION.into(),
+        },
+    )
+    .with_retry(1, Duration::from_millis(10));
+    arm.check_resource_group().await.unwrap();
+    let names: Vec<String> =
+        arm.list_groups().await.unwrap().into_iter().filter_map(|g| g.name).collect();
+    println!("groups: {}", names.join(","));
 }

@@ -136,6 +136,11 @@ pub struct ArmFaults {
     /// The next N ARM requests (after those throttled) are answered
     /// `500 InternalServerError`, doing nothing.
     pub server_errors: u32,
+    /// The next N GETs of one container group (not listings, logs or operation
+    /// status) are answered `500 InternalServerError`, while every other request
+    /// works: an outage of reads that a client must not wait out forever.
+    /// `u32::MAX` keeps it up until the faults are replaced.
+    pub read_errors: u32,
     /// The next N container group PUTs that pass validation are answered
     /// `409 ContainerGroupQuotaReached`, creating nothing.
     pub quota_exceeded: u32,

@@ -217,7 +217,10 @@ async fn group_request(
         [name] => {
             let key = (rg.to_ascii_lowercase(), (*name).to_owned());
             match *method {
-                Method::GET => get_group(service, &key, rg),
+                Method::GET => match read_fault(service) {
+                    Some(fault) => Err(fault),
+                    None => get_group(service, &key, rg),
+                },
                 Method::PUT => {
                     let bytes = axum::body::to_bytes(body, BODY_LIMIT)
                         .await
@@ -278,6 +281,24 @@ fn request_fault(service: &ArmService) -> Option<ArmError> {
         ));
     }
     None
+}
+
+/// The next fault of a container group GET, if one is due.
+fn read_fault(service: &ArmService) -> Option<ArmError> {
+    let mut faults = lock(&service.faults);
+    if faults.read_errors == 0 {
+        return None;
+    }
+    faults.read_errors -= 1;
+    Some(ArmError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalServerError",
+        format!(
+            "Encountered internal server error reading the container group (injected by the \
+             emulator). Tracking id '{}'.",
+            uuid::Uuid::new_v4()
+        ),
+    ))
 }
 
 /// Checks the bearer token: issued by this emulator, not expired, for ARM.
