@@ -58,6 +58,9 @@ pub struct ClientConfig {
     pub initial_backoff: Duration,
     /// Longest pause between attempts.
     pub max_backoff: Duration,
+    /// Entries asked for per page of a listing (`maxresults`); `None` leaves it to
+    /// the service (5000 on Azure). Listings follow continuation markers either way.
+    pub list_page_size: Option<u32>,
 }
 
 impl ClientConfig {
@@ -71,6 +74,7 @@ impl ClientConfig {
             attempts: 8,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(15),
+            list_page_size: None,
         }
     }
 
@@ -149,6 +153,9 @@ impl FileClient {
         };
         if authority.is_empty() || rest.contains(['?', '#']) {
             return Err(Error::Config(format!("endpoint {endpoint:?} is not a service URL")));
+        }
+        if config.list_page_size == Some(0) {
+            return Err(Error::Config("list page size must be at least 1".into()));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -267,6 +274,9 @@ impl FileClient {
                 ("include", "metadata".to_owned()),
                 ("prefix", prefix.to_owned()),
             ];
+            if let Some(size) = self.config.list_page_size {
+                query.push(("maxresults", size.to_string()));
+            }
             if let Some(marker) = marker.take() {
                 query.push(("marker", marker));
             }
@@ -344,6 +354,9 @@ impl FileClient {
         let mut marker: Option<String> = None;
         loop {
             let mut query = vec![("comp", "list".to_owned()), ("restype", "directory".to_owned())];
+            if let Some(size) = self.config.list_page_size {
+                query.push(("maxresults", size.to_string()));
+            }
             if let Some(marker) = marker.take() {
                 query.push(("marker", marker));
             }
@@ -521,7 +534,17 @@ impl FileClient {
                     let error = Error::from_response(request.operation, &resource, response).await;
                     (error, retry_after)
                 }
-                Err(source) => (Error::network(request.operation, &resource, source), None),
+                // Nothing was sent, and sending again would not help.
+                Err(SendError::Header(header)) => {
+                    return Err(Error::InvalidHeader {
+                        operation: request.operation,
+                        resource,
+                        header,
+                    });
+                }
+                Err(SendError::Network(source)) => {
+                    (Error::network(request.operation, &resource, source), None)
+                }
             };
             let (error, retry_after) = error;
             metrics::counter!("aci_worker_storage_errors_total", "operation" => request.operation)
@@ -545,7 +568,7 @@ impl FileClient {
         }
     }
 
-    async fn send_once(&self, request: &Request<'_>) -> Result<reqwest::Response, reqwest::Error> {
+    async fn send_once(&self, request: &Request<'_>) -> Result<reqwest::Response, SendError> {
         let path = format!("{}{}", self.base_path, request.path);
         let path = if path.is_empty() { "/".to_owned() } else { path };
         let mut query = String::new();
@@ -590,18 +613,32 @@ impl FileClient {
         };
         let mut map = HeaderMap::with_capacity(headers.len());
         for (name, value) in headers {
+            // Names are fixed or checked metadata names; values may be anything the
+            // caller gave (metadata). One that is not printable ASCII fails the
+            // request rather than being signed and then left out or mangled (HTTP
+            // would carry other bytes as opaque, Azure refuses them).
+            let printable = value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+            let value = HeaderValue::from_str(&value)
+                .ok()
+                .filter(|_| printable)
+                .ok_or_else(|| SendError::Header(name.to_owned()))?;
             let name = HeaderName::from_bytes(name.as_bytes()).expect("header names are valid");
-            // Values come from numbers, fixed strings and metadata checked earlier.
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                map.insert(name, value);
-            }
+            map.insert(name, value);
         }
         let mut builder = self.http.request(request.method.clone(), url).headers(map);
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
-        builder.send().await.map_err(reqwest::Error::without_url)
+        builder.send().await.map_err(|e| SendError::Network(e.without_url()))
     }
+}
+
+/// Why one attempt got no answer.
+enum SendError {
+    /// The header of this name has a value that is not printable ASCII.
+    Header(String),
+    /// The connection failed or timed out.
+    Network(reqwest::Error),
 }
 
 /// Metadata names become `x-ms-meta-NAME` headers; only simple names are accepted.
@@ -632,4 +669,50 @@ fn h(name: &str) -> String {
 
 fn decode_for_display(path: &str) -> String {
     percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+
+    fn config() -> ClientConfig {
+        // Nothing listens on port 9: a request that were sent would fail as Network.
+        let key = SharedKey::new("devstoreaccount1", KEY).unwrap();
+        let mut config =
+            ClientConfig::new("http://127.0.0.1:9/devstoreaccount1", Credential::SharedKey(key));
+        config.attempts = 1;
+        config
+    }
+
+    #[tokio::test]
+    async fn a_header_value_that_cannot_be_sent_is_an_error() {
+        let client = FileClient::new(config()).unwrap();
+        for value in ["caf\u{e9}", "two\nlines", "del\u{7f}"] {
+            let err = client.create_share("share", 1, &[("owner", value)]).await.unwrap_err();
+            match &err {
+                Error::InvalidHeader { operation, resource, header } => {
+                    assert_eq!(*operation, "create share");
+                    assert_eq!(resource, "/share");
+                    assert_eq!(header, "x-ms-meta-owner");
+                }
+                other => panic!("{value:?}: expected InvalidHeader, got {other:?}"),
+            }
+            assert!(!err.is_transient());
+            assert!(err.to_string().contains("x-ms-meta-owner"), "{err}");
+            assert!(!err.to_string().contains(value), "{err}");
+        }
+        // A value that can be sent goes out (and meets nobody on port 9).
+        let err = client.create_share("share", 1, &[("owner", "plain")]).await.unwrap_err();
+        assert!(matches!(err, Error::Network { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_page_size_of_zero_is_refused() {
+        let err = FileClient::new(ClientConfig { list_page_size: Some(0), ..config() });
+        assert!(matches!(err, Err(Error::Config(_))), "{err:?}");
+        assert!(FileClient::new(ClientConfig { list_page_size: Some(1), ..config() }).is_ok());
+    }
 }

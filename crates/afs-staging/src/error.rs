@@ -63,13 +63,27 @@ pub enum Error {
     /// The client or staging configuration is unusable.
     #[error("{0}")]
     Config(String),
+    /// A request header whose value cannot be sent: not printable ASCII, e.g.
+    /// metadata with non-ASCII characters or a line break. Nothing was sent.
+    #[error("{operation} {resource}: header {header} has a value that cannot be sent")]
+    InvalidHeader {
+        /// What was attempted.
+        operation: &'static str,
+        /// The share path it concerned.
+        resource: String,
+        /// The header's name (its value is left out: it may be anything).
+        header: String,
+    },
 }
 
 impl Error {
-    /// Whether trying again may succeed: no answer, 408, 429 and 5xx.
+    /// Whether trying again may succeed: no answer, 408, 429 and 5xx except 501 (Not
+    /// Implemented) and 505 (HTTP Version Not Supported), which answer the same again.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Service { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            Error::Service { status, .. } => {
+                matches!(status, 408 | 429 | 500..=599) && !matches!(status, 501 | 505)
+            }
             Error::Network { .. } => true,
             _ => false,
         }
@@ -137,5 +151,56 @@ impl Error {
             message,
             request_id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(status: u16) -> Error {
+        Error::Service {
+            operation: "get file",
+            resource: "share/a.txt".into(),
+            status,
+            code: None,
+            message: None,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn transient_statuses() {
+        for status in [408, 429, 500, 502, 503, 504, 507, 599] {
+            assert!(service(status).is_transient(), "{status}");
+        }
+        for status in [400, 401, 403, 404, 409, 412, 416, 501, 505] {
+            assert!(!service(status).is_transient(), "{status}");
+        }
+        assert!(!Error::Config("x".into()).is_transient());
+        let header = Error::InvalidHeader {
+            operation: "create share",
+            resource: "s".into(),
+            header: "x-ms-meta-a".into(),
+        };
+        assert!(!header.is_transient());
+    }
+
+    #[test]
+    fn service_errors_show_code_and_request_id() {
+        let err = Error::Service {
+            operation: "create share",
+            resource: "s".into(),
+            status: 409,
+            code: Some("ShareAlreadyExists".into()),
+            message: Some("The specified share already exists.".into()),
+            request_id: Some("0f1e2d3c".into()),
+        };
+        assert_eq!(
+            err.to_string(),
+            "create share s: 409 ShareAlreadyExists: The specified share already exists. \
+             (request id 0f1e2d3c)"
+        );
+        assert_eq!(err.code(), Some("ShareAlreadyExists"));
     }
 }

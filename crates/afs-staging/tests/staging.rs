@@ -34,6 +34,11 @@ async fn emulator(faults: Faults) -> Setup {
 }
 
 fn client(setup: &Setup, key: &str) -> FileClient {
+    client_with_pages(setup, key, None)
+}
+
+/// A client that asks for `page_size` entries per page of a listing.
+fn client_with_pages(setup: &Setup, key: &str, page_size: Option<u32>) -> FileClient {
     let mut config = ClientConfig::new(
         setup.emulator.files_endpoint(),
         Credential::SharedKey(SharedKey::new(ACCOUNT, key).unwrap()),
@@ -41,12 +46,17 @@ fn client(setup: &Setup, key: &str) -> FileClient {
     config.initial_backoff = std::time::Duration::from_millis(5);
     config.max_backoff = std::time::Duration::from_millis(50);
     config.attempts = 30;
+    config.list_page_size = page_size;
     FileClient::new(config).unwrap()
 }
 
 fn stager(setup: &Setup) -> Stager {
+    stager_with_pages(setup, None)
+}
+
+fn stager_with_pages(setup: &Setup, page_size: Option<u32>) -> Stager {
     Stager::shares(
-        client(setup, KEY),
+        client_with_pages(setup, KEY, page_size),
         StagingConfig { worker: "test-worker".into(), ..Default::default() },
     )
 }
@@ -217,9 +227,73 @@ async fn a_fault_storm_still_gives_identical_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_waited_out() {
+    // The same round trip without faults needs this many requests; every throttled
+    // answer (given before the operation is carried out) costs one more.
+    let calm = emulator(Faults::default()).await;
+    round_trip(&calm, &stager(&calm), "throttled", 30, 5 << 20).await;
+    let needed = calm.emulator.requests_served();
+    assert!(needed > 50, "{needed}");
+
     let faults = Faults { throttle_rate: 0.1, seed: 7, ..Faults::default() };
     let setup = emulator(faults).await;
     round_trip(&setup, &stager(&setup), "throttled", 30, 5 << 20).await;
+    let served = setup.emulator.requests_served();
+    assert!(served > needed, "no request was throttled: {served} served, {needed} needed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_follow_continuation_markers_with_small_pages() {
+    let setup = emulator(Faults::default()).await;
+    let client = client_with_pages(&setup, KEY, Some(7));
+    assert!(client.create_share("paged", 1, &[]).await.unwrap());
+    // 50 entries, files and folders, every name with characters a marker must have
+    // encoded in the query string.
+    let mut expected = Vec::new();
+    for i in 0..50 {
+        let name = format!("{i:02} {}", ODD_NAMES[i % ODD_NAMES.len()]);
+        if i % 5 == 0 {
+            assert!(client.create_directory("paged", &remote(&name)).await.unwrap());
+            expected.push((name, None));
+        } else {
+            client.create_file("paged", &remote(&name), i as u64).await.unwrap();
+            expected.push((name, Some(i as u64)));
+        }
+    }
+    expected.sort();
+
+    let before = setup.emulator.requests_served();
+    let entries = client.list_directory("paged", &RemotePath::root()).await.unwrap();
+    // ceil(50 / 7) pages: the page size was asked for and every marker followed.
+    assert_eq!(setup.emulator.requests_served() - before, 8);
+    let mut listed: Vec<_> = entries.into_iter().map(|e| (e.name, e.file_len)).collect();
+    listed.sort();
+    assert_eq!(listed, expected, "every entry exactly once");
+
+    // Shares page the same way: 16 more shares, listed 7 at a time.
+    for i in 0..16 {
+        assert!(client.create_share(&format!("paged-{i:02}"), 1, &[]).await.unwrap());
+    }
+    let before = setup.emulator.requests_served();
+    let mut shares: Vec<_> =
+        client.list_shares("paged").await.unwrap().into_iter().map(|s| s.name).collect();
+    assert_eq!(setup.emulator.requests_served() - before, 3);
+    shares.sort();
+    let mut names: Vec<_> = (0..16).map(|i| format!("paged-{i:02}")).collect();
+    names.insert(0, "paged".to_owned());
+    assert_eq!(shares, names);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_trip_with_tiny_listing_pages() {
+    let calm = emulator(Faults::default()).await;
+    round_trip(&calm, &stager(&calm), "pages", 120, 0).await;
+    let whole_pages = calm.emulator.requests_served();
+
+    let setup = emulator(Faults::default()).await;
+    round_trip(&setup, &stager_with_pages(&setup, Some(3)), "pages", 120, 0).await;
+    // The same transfers, only the listings took more pages.
+    let served = setup.emulator.requests_served();
+    assert!(served > whole_pages, "{served} requests with pages of 3, {whole_pages} without");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,6 +404,14 @@ async fn a_wrong_key_is_refused_and_not_shown() {
     let err = client.create_share("refused", 1, &[]).await.unwrap_err();
     assert_eq!(err.code(), Some("AuthenticationFailed"));
     assert!(!err.is_transient());
+    let afs_staging::Error::Service { status, request_id: Some(request_id), .. } = &err else {
+        panic!("a service error with a request id: {err:?}");
+    };
+    assert_eq!(*status, 403);
+    assert!(!request_id.trim().is_empty(), "{err:?}");
+    let display = err.to_string();
+    assert!(display.contains("AuthenticationFailed"), "{display}");
+    assert!(display.contains(&format!("request id {request_id}")), "{display}");
     let text = format!("{err} {err:?}");
     assert!(!text.contains(wrong_key) && !text.contains(KEY), "{text}");
     assert!(!text.contains("SharedKey"), "{text}");
