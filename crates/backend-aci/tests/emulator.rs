@@ -350,6 +350,31 @@ async fn an_image_that_cannot_be_pulled_fails_with_acis_words() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_registry_image_runs_with_the_jobs_credentials() {
+    let env = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name}: run scripts/dev-services up"))
+    };
+    let image = ImageRef::parse(&env("ACI_TEST_AUTH_BUSYBOX")).unwrap();
+    let stack = stack(ArmFaults::default(), |_| {}).await;
+    let private = |name: &str| {
+        let mut c = shell(name, "echo from the private registry");
+        c.image = image.clone();
+        c
+    };
+
+    let mut spec = job(&stack, "private", vec![private("one")]);
+    spec.registry = Some(compute::RegistryCredentials {
+        server: env("ACI_TEST_AUTH_REGISTRY"),
+        username: env("ACI_TEST_REGISTRY_USER"),
+        password: env("ACI_TEST_REGISTRY_PASS").into(),
+    });
+    let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
+    assert_eq!(outcome.container("one").unwrap().exit_code, Some(0));
+    assert_eq!(read(stack.workspace.path(), "logs/one.stdout"), "from the private registry\n");
+    assert_nothing_left(&stack, "private").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_in_the_middle_leaves_no_group_and_no_share() {
     let stack = Arc::new(stack(ArmFaults::default(), |_| {}).await);
     let mut c = shell("long", "sleep 300");
