@@ -442,6 +442,25 @@ async fn the_orphan_sweep_removes_this_workers_old_leftovers_only() {
     stack.backend.arm().delete_group("foreign").await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orphan_sweep_removes_shares_left_without_a_group() {
+    let stack = stack(ArmFaults::default(), |_| {}).await;
+    // A crash between staging and the group's creation leaves shares alone.
+    let spec = job(&stack, "lonely", vec![shell("x", "true")]);
+    let volumes = [afs_staging::VolumeName::new("v0").unwrap()];
+    stack.backend.stager().publish(&spec.id, &spec.workspace, &volumes, &[]).await.unwrap();
+    assert_eq!(stack.files.list_shares("lonely").await.unwrap().len(), 1);
+
+    let report = stack.backend.sweep_orphans(Duration::from_secs(3600)).await.unwrap();
+    assert!(report.shares.is_empty(), "young shares stay: {report:?}");
+    assert_eq!(stack.files.list_shares("lonely").await.unwrap().len(), 1);
+
+    let report = stack.backend.sweep_orphans(Duration::ZERO).await.unwrap();
+    assert!(report.groups.is_empty(), "{report:?}");
+    assert_eq!(report.shares.len(), 1, "{report:?}");
+    assert!(stack.files.list_shares("lonely").await.unwrap().is_empty());
+}
+
 /// An image with a static busybox at `/busybox` and nothing else: no `/bin/sh`.
 fn image_without_shell() -> ImageRef {
     let registry = std::env::var("ACI_TEST_REGISTRY").expect("ACI_TEST_REGISTRY");
