@@ -425,6 +425,10 @@ fn check_body(body: &Value, spec: &JobSpec, mounted: bool) {
     assert_eq!(props["osType"], "Linux");
     assert_eq!(body["tags"]["aci-worker-job"], spec.id.as_str());
     assert_eq!(body["tags"]["aci-worker-worker"], "worker-1");
+    let created = body["tags"][backend_aci::TAG_CREATED].as_str().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let created: u64 = created.parse().unwrap_or_else(|e| panic!("{created:?}: {e}"));
+    assert!(now.as_secs().abs_diff(created) < 3600, "creation time {created}");
     assert_eq!(props["imageRegistryCredentials"][0]["password"], "registry-password");
     let program = &props["containers"][0]["properties"];
     // argv survives exactly, after the fixed wrapper and its positional values.
