@@ -63,5 +63,6 @@ pub use client::{ClientConfig, Credential, DirEntry, FileClient, FileVersion, Sh
 pub use error::Error;
 pub use path::RemotePath;
 pub use staging::{
-    Download, ShareLocation, Stager, StagingConfig, TransferStats, Upload, VolumeName, Watch,
+    Download, ShareLocation, Stager, StagingConfig, StaleShare, TransferStats, Upload, VolumeName,
+    Watch,
 };

@@ -72,6 +72,15 @@ pub struct ShareLocation {
     pub prefix: RemotePath,
 }
 
+/// A share found by [`Stager::stale_shares`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleShare {
+    /// The share's name.
+    pub name: String,
+    /// The job it was made for (its `job` metadata), when it says.
+    pub job: Option<String>,
+}
+
 /// One workspace folder or file to upload.
 #[derive(Clone, Debug)]
 pub struct Upload {
@@ -279,13 +288,13 @@ impl Stager {
     }
 
     /// Shares made by `worker` (per the metadata written at publish) that were
-    /// created more than `min_age_secs` ago: leftovers for an orphan sweep. Empty in
-    /// mounted mode.
+    /// created more than `min_age_secs` ago: leftovers for an orphan sweep, with the
+    /// job each was made for. Empty in mounted mode.
     pub async fn stale_shares(
         &self,
         worker: &str,
         min_age_secs: u64,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<StaleShare>, Error> {
         let Mode::Shares(client) = &self.mode else { return Ok(Vec::new()) };
         let now = unix_now();
         let shares = client.list_shares("").await?;
@@ -299,7 +308,10 @@ impl Stager {
                 meta("worker") == Some(worker)
                     && created.is_some_and(|c| now.saturating_sub(c) >= min_age_secs)
             })
-            .map(|share| share.name)
+            .map(|share| {
+                let job = share.metadata.iter().find(|(n, _)| n == "job").map(|(_, v)| v.clone());
+                StaleShare { name: share.name, job }
+            })
             .collect())
     }
 

@@ -385,10 +385,11 @@ async fn hidden_data_goes_to_its_own_share() {
 
     // Orphans: listed by worker and age, only this worker's.
     let stale = stager.stale_shares("test-worker", 0).await.unwrap();
-    assert!(
-        stale.contains(&stager.location(&job, &vol("run")).share)
-            && stale.contains(&stager.location(&job, &vol("hidden")).share)
-    );
+    for volume in ["run", "hidden"] {
+        let share = stager.location(&job, &vol(volume)).share;
+        let found = stale.iter().find(|s| s.name == share).unwrap_or_else(|| panic!("{stale:?}"));
+        assert_eq!(found.job.as_deref(), Some(job.as_str()));
+    }
     assert!(stager.stale_shares("other-worker", 0).await.unwrap().is_empty());
     assert!(stager.stale_shares("test-worker", 3600).await.unwrap().is_empty());
     stager.discard(&job).await.unwrap();

@@ -213,6 +213,8 @@ impl AciBackend {
         let now = unix_now();
         let mut report = SweepReport::default();
         let groups = inner.arm.list_groups().await.map_err(arm_error("list container groups"))?;
+        // Jobs whose group stays: their shares are in use, however old.
+        let mut live = std::collections::HashSet::new();
         for group in groups {
             let tags = group.tags.clone().unwrap_or_default();
             if tags.get(TAG_WORKER) != Some(&inner.config.worker) {
@@ -220,6 +222,7 @@ impl AciBackend {
             }
             let created = tags.get(TAG_CREATED).and_then(|c| c.parse::<u64>().ok());
             if created.is_none_or(|c| now.saturating_sub(c) < older_than.as_secs()) {
+                live.extend(tags.get(TAG_JOB).cloned());
                 continue;
             }
             let Some(name) = group.name.clone() else { continue };
@@ -235,8 +238,16 @@ impl AciBackend {
             .await
             .map_err(staging_error("list shares"))?;
         for share in shares {
-            if inner.stager.delete_share(&share).await.map_err(staging_error("delete share"))? {
-                report.shares.push(share);
+            if share.job.as_ref().is_some_and(|job| live.contains(job)) {
+                continue;
+            }
+            let deleted = inner
+                .stager
+                .delete_share(&share.name)
+                .await
+                .map_err(staging_error("delete share"))?;
+            if deleted {
+                report.shares.push(share.name);
             }
         }
         Ok(report)

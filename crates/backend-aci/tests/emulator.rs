@@ -459,6 +459,24 @@ async fn the_orphan_sweep_removes_shares_left_without_a_group() {
     assert!(report.groups.is_empty(), "{report:?}");
     assert_eq!(report.shares.len(), 1, "{report:?}");
     assert!(stack.files.list_shares("lonely").await.unwrap().is_empty());
+
+    // An old share whose job's group is still there (a run longer than the sweep's
+    // age) stays; an old one whose group is gone goes.
+    let old = |job: &'static str| [("worker", "test-worker"), ("job", job), ("created", "1000")];
+    let spec = job(&stack, "longrun", vec![shell("x", "sleep 300")]);
+    let volumes = [afs_staging::VolumeName::new("logs").unwrap()];
+    stack.backend.stager().publish(&spec.id, &spec.workspace, &volumes, &[]).await.unwrap();
+    let group = stack.backend.container_group(&spec).unwrap();
+    stack.backend.arm().put_group("longrun", &group).await.unwrap();
+    stack.files.create_share("longrun-old", 1, &old("longrun")).await.unwrap();
+    stack.files.create_share("gone-old", 1, &old("gone")).await.unwrap();
+    let report = stack.backend.sweep_orphans(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(report.shares, vec!["gone-old".to_string()], "{report:?}");
+    assert!(report.groups.is_empty(), "{report:?}");
+    assert_eq!(stack.files.list_shares("longrun").await.unwrap().len(), 2);
+    stack.backend.arm().delete_group("longrun").await.unwrap();
+    stack.backend.stager().discard(&spec.id).await.unwrap();
+    stack.files.delete_share("longrun-old").await.unwrap();
 }
 
 /// An image with a static busybox at `/busybox` and nothing else: no `/bin/sh`.
