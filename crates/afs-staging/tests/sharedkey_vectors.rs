@@ -2,13 +2,18 @@
 
 use afs_staging::auth::SharedKey;
 
+/// The shared fixtures: `$ACI_FIXTURES`, else `shared/fixtures` beside the checkout.
+fn fixtures() -> std::path::PathBuf {
+    std::env::var_os("ACI_FIXTURES").map(Into::into).unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+    })
+}
+
 #[test]
 fn every_recorded_request_verifies() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/azure-files/azure-files-sharedkey-vectors.json"
-    );
-    let text = std::fs::read_to_string(path).expect("fixture file");
+    let path = fixtures().join("azure-files/azure-files-sharedkey-vectors.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (set ACI_FIXTURES)", path.display()));
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     let key =
         SharedKey::new(doc["account_name"].as_str().unwrap(), doc["account_key"].as_str().unwrap())

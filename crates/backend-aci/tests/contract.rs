@@ -14,8 +14,12 @@ use compute::{
 };
 use serde_json::Value;
 
+/// The ACI fixtures: under `$ACI_FIXTURES`, else `shared/fixtures` beside the checkout.
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aci")
+    std::env::var_os("ACI_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"))
+        .join("aci")
 }
 
 fn example_files() -> Vec<PathBuf> {

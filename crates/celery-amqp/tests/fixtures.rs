@@ -7,11 +7,14 @@ use celery_amqp::{DEFAULT_MAX_BODY, Properties, TaskMessage};
 use serde_json::{Map, Value, json};
 
 fn fixture(protocol: u8) -> Value {
-    let path = format!(
-        "{}/../../../shared/fixtures/celery/celery-5.4.0-protocol{protocol}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // `$ACI_FIXTURES`, else `shared/fixtures` beside the checkout.
+    let root =
+        std::env::var_os("ACI_FIXTURES").map(std::path::PathBuf::from).unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+        });
+    let path = root.join(format!("celery/celery-5.4.0-protocol{protocol}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (set ACI_FIXTURES)", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
