@@ -61,6 +61,41 @@ pub const KNOWN: &[&str] = &[
     "afs_mode",
     "afs_endpoint",
     "network",
+    "task_max_attempts",
+    "task_retry_delay_secs",
+    "orphan_sweep_secs",
+];
+
+/// The first layer: every setting whose default does not depend on others.
+/// (`WORKER_CONCURRENCY`, `CODALAB_HOSTNAME`, `WORKER_NAME` and `AFS_ENDPOINT`
+/// have defaults computed from other settings or the machine; see [`build`].)
+const DEFAULTS: &[(&str, &str)] = &[
+    ("broker_use_ssl", "false"),
+    ("aci_pred", "false"),
+    ("aci_score", "false"),
+    ("submission_temp_dir", "/tmp/codalab"),
+    ("use_gpu", "false"),
+    ("dont_finalize_submission", "false"),
+    ("queue_name", "compute-worker"),
+    ("updates_queue", "submission-updates"),
+    ("state_dir", "/var/lib/aci-worker/state"),
+    ("http_addr", "127.0.0.1:9100"),
+    ("log_level", "info"),
+    ("log_format", "plain"),
+    ("shutdown_grace_secs", "600"),
+    ("on_shutdown", "requeue"),
+    ("azure_managed_identity", "false"),
+    ("aci_priority", "regular"),
+    ("aci_default_cpu", "1"),
+    ("aci_default_memory_gb", "1.5"),
+    ("aci_gpu_sku", "V100"),
+    ("aci_capacity_retry_secs", "900"),
+    ("orphan_age_secs", "86400"),
+    ("orphan_sweep_secs", "3600"),
+    ("afs_mode", "shares"),
+    ("network", "false"),
+    ("task_max_attempts", "5"),
+    ("task_retry_delay_secs", "30"),
 ];
 
 /// How log lines look.
@@ -142,6 +177,13 @@ pub struct Config {
     pub grace: Duration,
     pub on_shutdown: OnShutdown,
     pub orphan_age: Duration,
+    /// How often `serve` sweeps ACI orphans after the start-up sweep (`None`: never).
+    pub orphan_sweep_every: Option<Duration>,
+    /// Runs of one task at most, transient failures included; the last one's
+    /// transient failure is reported `failed`.
+    pub task_attempts: u32,
+    /// The pause before handing a task back the first time (it doubles after).
+    pub retry_delay: Duration,
     pub network: bool,
     /// Things worth telling the operator (ignored legacy settings, unknown keys).
     pub notices: Vec<String>,
@@ -176,54 +218,104 @@ impl std::fmt::Display for Problems {
     }
 }
 
-/// Raw values by lower-case name, with where each came from.
+/// Raw values by lower-case name, layered by the `config` crate.
 pub struct Sources {
     values: BTreeMap<String, String>,
-    file_keys: Vec<String>,
+    unknown: Vec<String>,
+}
+
+/// Where in `text` the byte `offset` is: line and column, from 1.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+    (line, column)
+}
+
+/// A configuration error, told without any text of the file: a syntax error's
+/// message quotes the line, and the line may hold a password.
+fn describe(error: &config::ConfigError, file: Option<&Path>, text: &str) -> String {
+    let name = file.map_or_else(String::new, |f| format!(" {}", f.display()));
+    match error {
+        config::ConfigError::FileParse { cause, .. } => {
+            let at = cause
+                .downcast_ref::<toml::de::Error>()
+                .and_then(toml::de::Error::span)
+                .map(|span| {
+                    let (line, column) = line_column(text, span.start);
+                    format!(" at line {line}, column {column}")
+                })
+                .unwrap_or_default();
+            format!("configuration file{name}: not valid TOML{at}")
+        }
+        _ => format!("configuration file{name}: cannot be read as settings"),
+    }
 }
 
 impl Sources {
-    /// Reads the TOML file (if any) and the given environment, the environment
-    /// winning.
+    /// Layers the settings with the `config` crate: [`DEFAULTS`], then the TOML
+    /// file (if any), then the environment. Of the environment, only the names of
+    /// [`KNOWN`] settings are taken (any case; upper case by convention).
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Sources, Problems> {
         let mut builder = config::Config::builder();
-        if let Some(file) = file {
-            builder = builder.add_source(
-                config::File::from(file).format(config::FileFormat::Toml).required(true),
-            );
+        for (key, value) in DEFAULTS {
+            builder = builder.set_default(*key, *value).expect("default keys are plain names");
         }
-        let file_values =
-            builder.build().map_err(|e| Problems(vec![format!("configuration file: {e}")]))?;
-        let table = file_values
+        // Read here rather than by `config::File::from(path)`, which would try
+        // other names (`FILE.toml`, ...) when FILE does not exist.
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                Problems(vec![format!("configuration file {}: {e}", path.display())])
+            })?,
+            None => String::new(),
+        };
+        if file.is_some() {
+            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+        }
+        let known: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(name, _)| KNOWN.contains(&name.to_ascii_lowercase().as_str()))
+            .collect();
+        builder = builder.add_source(config::Environment::default().source(Some(known)));
+        let layered = builder.build().map_err(|e| Problems(vec![describe(&e, file, &text)]))?;
+        let table = layered
             .try_deserialize::<BTreeMap<String, config::Value>>()
-            .map_err(|e| Problems(vec![format!("configuration file: {e}")]))?;
+            .map_err(|e| Problems(vec![describe(&e, file, &text)]))?;
         let mut values = BTreeMap::new();
-        let mut file_keys = Vec::new();
+        let mut unknown = Vec::new();
         let mut problems = Vec::new();
-        for (key, value) in table {
-            let key = key.to_ascii_lowercase();
-            match value.clone().into_string() {
-                Ok(text) => {
-                    file_keys.push(key.clone());
-                    values.insert(key, text);
-                }
-                Err(_) => problems
-                    .push(format!("configuration file: {key} must be a string, number or boolean")),
+        // The environment and the defaults are lower case; a file key in another
+        // case overrides a default but not the environment.
+        let (lower, other): (Vec<_>, Vec<_>) =
+            table.into_iter().partition(|(key, _)| *key == key.to_ascii_lowercase());
+        for (key, value) in lower.into_iter().chain(other) {
+            let lower_key = key.to_ascii_lowercase();
+            if !KNOWN.contains(&lower_key.as_str()) {
+                unknown.push(lower_key.clone());
             }
-        }
-        for (name, value) in env {
-            let key = name.to_ascii_lowercase();
-            if KNOWN.contains(&key.as_str()) {
-                values.insert(key, value);
+            let from_env = |v: &(String, Option<String>)| v.1.as_deref() == Some("the environment");
+            let origin = value.origin().map(str::to_owned);
+            match value.into_string() {
+                Ok(text) => {
+                    if key != lower_key && values.get(&lower_key).is_some_and(from_env) {
+                        continue;
+                    }
+                    values.insert(lower_key, (text, origin));
+                }
+                Err(_) => problems.push(format!(
+                    "configuration file: {lower_key} must be a string, number or boolean"
+                )),
             }
         }
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
-        Ok(Sources { values, file_keys })
+        let values = values.into_iter().map(|(k, (v, _))| (k, v)).collect();
+        Ok(Sources { values, unknown })
     }
 
     fn get(&self, key: &str) -> Option<&str> {
@@ -304,6 +396,15 @@ impl Reader<'_> {
         Some(path)
     }
 
+    /// A PEM file of CA certificates, read and parsed now.
+    fn certificates(&mut self, key: &str) -> Option<PathBuf> {
+        let path = self.path(key)?;
+        if let Err(e) = backend_aci::credentials::http_client(Some(&path)) {
+            self.problems.push(format!("{}: {e}", key.to_uppercase()));
+        }
+        Some(path)
+    }
+
     fn broker(&mut self, key: &str) -> Option<BrokerUrl> {
         let text = self.string(key)?;
         match BrokerUrl::parse(&text) {
@@ -349,10 +450,8 @@ fn afs_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
 pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
     let mut r = Reader { sources, problems: Vec::new(), secrets: Vec::new() };
     let mut notices = Vec::new();
-    for key in &sources.file_keys {
-        if !KNOWN.contains(&key.as_str()) {
-            notices.push(format!("configuration file: unknown setting {key} is ignored"));
-        }
+    for key in &sources.unknown {
+        notices.push(format!("configuration file: unknown setting {key} is ignored"));
     }
     if sources.get("log_cfg").is_some() {
         notices.push(
@@ -420,7 +519,7 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
     if let Some(key) = afs_values.get("AFS_KEY") {
         r.secrets.push(key.clone());
     }
-    let afs_mode = r.string("afs_mode").unwrap_or_else(|| "shares".into());
+    let afs_mode = r.string("afs_mode").unwrap_or_default();
     let mounted = match afs_mode.as_str() {
         "shares" => false,
         "mounted" => true,
@@ -431,7 +530,8 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
     };
     let afs = match (afs_values.get("AFS_NAME"), afs_values.get("AFS_KEY")) {
         (Some(account), Some(key)) => {
-            if let Err(e) = afs_staging::auth::SharedKey::new(account, key) {
+            let shared_key = afs_staging::auth::SharedKey::new(account, key);
+            if let Err(e) = &shared_key {
                 r.problems.push(format!("AFS_NAME/AFS_KEY: {e}"));
             }
             let share = afs_values.get("AFS_SHARE").cloned();
@@ -441,6 +541,20 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
             let endpoint = r
                 .string("afs_endpoint")
                 .unwrap_or_else(|| afs_staging::ClientConfig::azure_endpoint(account));
+            // The client the worker will build, built once here to check the URL.
+            // Its message would quote the value, which may carry a signature.
+            if let Ok(key) = shared_key {
+                let client = afs_staging::ClientConfig::new(
+                    endpoint.clone(),
+                    afs_staging::Credential::SharedKey(key),
+                );
+                if afs_staging::FileClient::new(client).is_err() {
+                    r.problems.push(
+                        "AFS_ENDPOINT: not a file service URL such as https://<account>.file.core.windows.net (http or https, no query)"
+                            .into(),
+                    );
+                }
+            }
             Some(Afs {
                 account: account.clone(),
                 key: Secret::new(key.clone()),
@@ -462,8 +576,8 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
     } else {
         r.readable_file("azure_auth_location")
     };
-    let azure_ca = r.readable_file("azure_ca_file");
-    let priority = r.string("aci_priority").unwrap_or_else(|| "regular".into());
+    let azure_ca = r.certificates("azure_ca_file");
+    let priority = r.string("aci_priority").unwrap_or_default();
     let spot = match priority.to_ascii_lowercase().as_str() {
         "regular" => false,
         "spot" => true,
@@ -486,7 +600,7 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
         |_| true,
         "a number of seconds",
     ));
-    let gpu_sku = r.string("aci_gpu_sku").unwrap_or_else(|| "V100".into());
+    let gpu_sku = r.string("aci_gpu_sku").unwrap_or_default();
     let azure = if uses_aci {
         let resource_group = r.string("azure_resource_group");
         let location = r.string("azure_location");
@@ -543,9 +657,9 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
         None
     };
 
+    // Empty disables the endpoint.
     let http_addr = match r.sources.get("http_addr") {
-        None if r.sources.values.contains_key("http_addr") => None,
-        None => Some("127.0.0.1:9100".parse().expect("valid")),
+        None => None,
         Some(text) => match text.parse::<SocketAddr>() {
             Ok(addr) => Some(addr),
             Err(_) => {
@@ -589,9 +703,28 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
         |_| true,
         "a number of seconds",
     ));
+    let orphan_sweep_every = Some(Duration::from_secs(r.number(
+        "orphan_sweep_secs",
+        3600u64,
+        |_| true,
+        "a number of seconds (0: only at start)",
+    )))
+    .filter(|every| !every.is_zero());
+    let task_attempts = r.number(
+        "task_max_attempts",
+        5u32,
+        |n| (1..=100).contains(n),
+        "a number of attempts from 1 to 100",
+    );
+    let retry_delay = Duration::from_secs(r.number(
+        "task_retry_delay_secs",
+        30u64,
+        |n| *n <= 3600,
+        "a number of seconds up to 3600",
+    ));
     let hostname = r.string("codalab_hostname").unwrap_or_else(codalab_run::hostname);
     let worker_name = r.string("worker_name").unwrap_or_else(codalab_run::hostname);
-    let broker_ca_file = r.readable_file("broker_ca_file");
+    let broker_ca_file = r.certificates("broker_ca_file");
     let use_gpu = r.bool("use_gpu", false);
     let dont_finalize = r.bool("dont_finalize_submission", false);
     let network = r.bool("network", false);
@@ -599,11 +732,11 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
         broker,
         main_broker,
         broker_ca_file,
-        queue: r.string("queue_name").unwrap_or_else(|| "compute-worker".into()),
-        updates_queue: r.string("updates_queue").unwrap_or_else(|| "submission-updates".into()),
+        queue: r.string("queue_name").unwrap_or_default(),
+        updates_queue: r.string("updates_queue").unwrap_or_default(),
         aci_pred,
         aci_score,
-        work_root: r.path("submission_temp_dir").unwrap_or_else(|| "/tmp/codalab".into()),
+        work_root: r.path("submission_temp_dir").unwrap_or_default(),
         concurrency,
         registry,
         afs,
@@ -612,13 +745,16 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
         hostname,
         dont_finalize,
         worker_name,
-        state_dir: r.path("state_dir").unwrap_or_else(|| "/var/lib/aci-worker/state".into()),
+        state_dir: r.path("state_dir").unwrap_or_default(),
         http_addr,
         log_level,
         log_format,
         grace,
         on_shutdown,
         orphan_age,
+        orphan_sweep_every,
+        task_attempts,
+        retry_delay,
         network,
         notices,
         secrets: Vec::new(),
@@ -736,5 +872,95 @@ mod tests {
             ("storageacct", Some("codalab"), true)
         );
         assert!(config.secrets.contains(&"AAECAw==".to_string()));
+    }
+
+    #[test]
+    fn a_toml_syntax_error_names_the_place_and_not_the_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("worker.toml");
+        std::fs::write(&file, "broker_url = \"amqp://h\"\nmain_broker_pass = \"s3cret\n").unwrap();
+        let err = Sources::load(Some(&file), Vec::new()).err().unwrap().to_string();
+        assert!(err.contains("worker.toml") && err.contains("line 2"), "{err}");
+        assert!(!err.contains("s3cret") && !err.contains("main_broker_pass"), "{err}");
+        let missing = Sources::load(Some(&dir.path().join("absent")), Vec::new()).err().unwrap();
+        assert!(missing.to_string().contains("absent"), "{missing}");
+    }
+
+    #[test]
+    fn layers_give_defaults_then_the_file_then_known_environment_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("worker.toml");
+        std::fs::write(
+            &file,
+            "QUEUE_NAME = \"from-file\"\nlog_level = \"debug\"\nhttp_addr = \"\"\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("LOG_LEVEL".to_string(), "warn".to_string()),
+            ("PATH".to_string(), "/usr/bin".to_string()),
+            ("Broker_Url".to_string(), "amqp://u:p@h/v".to_string()),
+        ];
+        let sources = Sources::load(Some(&file), env).unwrap();
+        assert!(sources.get("path").is_none(), "only known names are taken");
+        let config = build(&sources, Purpose::Serve).unwrap();
+        assert_eq!(config.queue, "from-file", "a file key in upper case overrides the default");
+        assert_eq!(config.log_level, "warn", "the environment overrides the file");
+        assert_eq!(config.http_addr, None, "empty disables the endpoint");
+        assert!(config.notices.is_empty(), "{:?}", config.notices);
+        // Defaults of the first layer.
+        assert_eq!(config.updates_queue, "submission-updates");
+        assert_eq!(config.state_dir, PathBuf::from("/var/lib/aci-worker/state"));
+        assert_eq!((config.task_attempts, config.retry_delay), (5, Duration::from_secs(30)));
+        assert_eq!(config.orphan_sweep_every, Some(Duration::from_secs(3600)));
+        let env = vec![
+            ("BROKER_URL".to_string(), "amqp://u:p@h/v".to_string()),
+            ("ORPHAN_SWEEP_SECS".to_string(), "0".to_string()),
+        ];
+        let config = build(&Sources::load(None, env).unwrap(), Purpose::Serve).unwrap();
+        assert_eq!(config.orphan_sweep_every, None);
+        assert_eq!(config.http_addr, Some("127.0.0.1:9100".parse().unwrap()));
+    }
+
+    #[test]
+    fn endpoint_and_certificate_files_are_checked_with_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let err = load(
+            &[
+                ("BROKER_URL", "amqp://u:p@h/v"),
+                ("AFS_NAME", "acct"),
+                ("AFS_KEY", "AAECAw=="),
+                ("AFS_ENDPOINT", "ftp://files.example?sig=endpoint-signature"),
+                ("BROKER_CA_FILE", not_pem.to_str().unwrap()),
+                ("AZURE_CA_FILE", dir.path().join("missing.pem").to_str().unwrap()),
+                ("LOG_FORMAT", "xml"),
+            ],
+            Purpose::Serve,
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in ["AFS_ENDPOINT", "BROKER_CA_FILE", "AZURE_CA_FILE", "LOG_FORMAT"] {
+            assert!(err.contains(expected), "{expected} missing from:\n{err}");
+        }
+        assert!(!err.contains("endpoint-signature"), "{err}");
+    }
+
+    #[test]
+    fn retry_settings_are_bounded() {
+        let err = load(
+            &[
+                ("BROKER_URL", "amqp://u:p@h/v"),
+                ("TASK_MAX_ATTEMPTS", "0"),
+                ("TASK_RETRY_DELAY_SECS", "soon"),
+                ("ORPHAN_SWEEP_SECS", "-1"),
+            ],
+            Purpose::Serve,
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in ["TASK_MAX_ATTEMPTS", "TASK_RETRY_DELAY_SECS", "ORPHAN_SWEEP_SECS"] {
+            assert!(err.contains(expected), "{expected} missing from:\n{err}");
+        }
     }
 }

@@ -15,28 +15,40 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
 
-/// The secrets known to this process. Cheap to clone.
+/// The secrets known to this process, each with how many holders registered it
+/// (a submission's prediction and scoring share its secret, and may run at once).
+/// Cheap to clone.
 #[derive(Clone, Debug, Default)]
-pub struct Secrets(Arc<RwLock<Vec<String>>>);
+pub struct Secrets(Arc<RwLock<Vec<(String, usize)>>>);
 
 impl Secrets {
     /// Adds a value to remove from every line (values shorter than 4 characters
-    /// would erase ordinary words and are left to the patterns).
+    /// would erase ordinary words and are left to the patterns). Each `add` needs
+    /// its own [`Secrets::remove`].
     pub fn add(&self, value: &str) {
         if value.len() >= 4 {
             let mut values = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !values.iter().any(|v| v == value) {
-                values.push(value.to_owned());
-                // Longest first, so that a secret containing another goes whole.
-                values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+            match values.iter_mut().find(|(v, _)| v == value) {
+                Some((_, holders)) => *holders += 1,
+                None => {
+                    values.push((value.to_owned(), 1));
+                    // Longest first, so that a secret containing another goes whole.
+                    values.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
+                }
             }
         }
     }
 
-    /// Forgets a value (a task's secret, once the task is over).
+    /// Forgets a value once its last holder removes it (a task's secret, once
+    /// the task is over).
     pub fn remove(&self, value: &str) {
         let mut values = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        values.retain(|v| v != value);
+        if let Some(at) = values.iter().position(|(v, _)| v == value) {
+            values[at].1 -= 1;
+            if values[at].1 == 0 {
+                values.remove(at);
+            }
+        }
     }
 
     /// The line with every known secret and every secret-looking value replaced.
@@ -44,7 +56,7 @@ impl Secrets {
         let mut out = line.to_owned();
         {
             let values = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for value in values.iter() {
+            for (value, _) in values.iter() {
                 if out.contains(value.as_str()) {
                     out = out.replace(value.as_str(), "[redacted]");
                 }
@@ -195,5 +207,20 @@ mod tests {
         assert!(clean.contains("sv=2020") && clean.contains("X-Amz-Date=1"), "{clean}");
         secrets.remove("submission-secret-1234");
         assert!(secrets.redact("submission-secret-1234").contains("submission-secret-1234"));
+    }
+
+    #[test]
+    fn a_secret_shared_by_two_tasks_stays_redacted_until_both_end() {
+        let secrets = Secrets::default();
+        secrets.add("shared-submission-secret");
+        secrets.add("shared-submission-secret");
+        secrets.remove("shared-submission-secret");
+        assert_eq!(secrets.redact("x shared-submission-secret y"), "x [redacted] y");
+        secrets.remove("shared-submission-secret");
+        assert_eq!(secrets.redact("x shared-submission-secret y"), "x shared-submission-secret y");
+        // A value never added is not counted below zero.
+        secrets.remove("shared-submission-secret");
+        secrets.add("shared-submission-secret");
+        assert_eq!(secrets.redact("shared-submission-secret"), "[redacted]");
     }
 }

@@ -66,8 +66,10 @@ fn main() -> ExitCode {
         Command::RunTask { .. } => Purpose::RunTask,
         Command::Cleanup => Purpose::Cleanup,
     };
-    let config = match Sources::load(file.as_deref(), std::env::vars())
-        .and_then(|s| config::build(&s, purpose))
+    // Not `std::env::vars`, which panics on a value that is not UTF-8.
+    let env = std::env::vars_os()
+        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()));
+    let config = match Sources::load(file.as_deref(), env).and_then(|s| config::build(&s, purpose))
     {
         Ok(config) => config,
         Err(problems) => {
@@ -177,6 +179,7 @@ async fn run_task(config: Config, secrets: Secrets, path: &Path) -> anyhow::Resu
 
 async fn cleanup(config: &Config) -> anyhow::Result<u8> {
     let age = config.orphan_age;
+    let mut failed = false;
     if let Some(aci) = backends::aci(config)? {
         let report =
             aci.sweep_orphans(age).await.map_err(|e| anyhow::anyhow!(compute::error_chain(&e)))?;
@@ -188,6 +191,13 @@ async fn cleanup(config: &Config) -> anyhow::Result<u8> {
         for name in report.groups.iter().chain(&report.shares) {
             println!("  {name}");
         }
+        if !report.failures.is_empty() {
+            println!("could not remove {} (a later cleanup tries again):", report.failed());
+            for failure in &report.failures {
+                println!("  {}: {}", failure.name, failure.error);
+            }
+            failed = true;
+        }
     }
     if !(config.aci_pred && config.aci_score) {
         let docker = backends::docker(config).await?;
@@ -197,5 +207,5 @@ async fn cleanup(config: &Config) -> anyhow::Result<u8> {
             .map_err(|e| anyhow::anyhow!(compute::error_chain(&e)))?;
         println!("removed {removed} Docker container(s)");
     }
-    Ok(0)
+    Ok(if failed { EXIT_FAILURE } else { 0 })
 }

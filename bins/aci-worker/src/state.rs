@@ -2,7 +2,8 @@
 //! status updates not yet confirmed by the main broker.
 //!
 //! The worker acknowledges a task only after its record is on disk, then runs it,
-//! and deletes the record once the final status is in the outbox. So a task is
+//! and deletes the record in the same durable step that puts the final status in
+//! the outbox (see [`State::enqueue`]). So a task is
 //! never lost (a worker killed mid-run finds the record at its next start and runs
 //! the task again), never run twice for one delivery (the ack happens at once, long
 //! before RabbitMQ's consumer timeout, and a redelivery of a recorded task is
@@ -40,6 +41,9 @@ pub struct TaskRecord {
     /// How often a run of it started (resumes after restarts count).
     #[serde(default)]
     pub starts: u32,
+    /// How often it was handed back after a transient failure (Celery's `retries`).
+    #[serde(default)]
+    pub retries: u32,
 }
 
 /// A status update waiting to be published.
@@ -56,6 +60,9 @@ pub struct Outgoing {
     /// The submission secret.
     pub secret: String,
 }
+
+/// Extension of a committed final status not yet handed to the sender.
+const FINAL: &str = "final";
 
 /// The state directory.
 #[derive(Debug)]
@@ -78,6 +85,16 @@ fn file_name(task_id: &str) -> String {
     if safe == task_id { safe } else { format!("{safe}-{:08x}", fnv(task_id)) }
 }
 
+/// Whether a status ends its task.
+fn is_final(status: &str) -> bool {
+    matches!(status, "finished" | "failed")
+}
+
+/// The outbox sequence number at the start of a file name.
+fn sequence_of(path: &Path) -> Option<u64> {
+    path.file_name()?.to_str()?.split('-').next()?.parse::<u64>().ok()
+}
+
 fn fnv(text: &str) -> u32 {
     text.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
@@ -90,12 +107,36 @@ impl State {
         }
         let state = State { dir: dir.to_path_buf(), sequence: AtomicU64::new(0) };
         // Continue the outbox sequence after what is already there.
-        let last = state
-            .outbox_files()?
-            .last()
-            .and_then(|p| p.file_name()?.to_str()?.split('-').next()?.parse::<u64>().ok());
+        let mut files = state.files_with("outbox", "json")?;
+        files.extend(state.files_with("outbox", FINAL)?);
+        let last = files.iter().filter_map(|p| sequence_of(p)).max();
         state.sequence.store(last.map_or(0, |l| l + 1), Ordering::SeqCst);
+        state.complete_finals()?;
         Ok(state)
+    }
+
+    /// Completes final statuses a stop interrupted between their commit and
+    /// their release to the sender (see [`State::enqueue`]).
+    fn complete_finals(&self) -> std::io::Result<()> {
+        for path in self.files_with("outbox", FINAL)? {
+            match std::fs::read(&path).map(|b| serde_json::from_slice::<Outgoing>(&b)) {
+                Ok(Ok(update)) => {
+                    self.finish(&update.task_id)?;
+                    self.release(&path)?;
+                }
+                _ => {
+                    tracing::error!(path = %path.display(), "unreadable outbox entry set aside");
+                    std::fs::rename(&path, path.with_extension("unreadable"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a committed final status to the sender.
+    fn release(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::rename(path, path.with_extension("json"))?;
+        std::fs::File::open(self.dir.join("outbox"))?.sync_all()
     }
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -155,13 +196,21 @@ impl State {
         }
     }
 
-    /// Tasks recorded and not finished: to resume at start-up.
+    /// Whether the task's final status is in the outbox (or was sent).
+    pub fn is_done(&self, task_id: &str) -> bool {
+        self.dir.join("done").join(file_name(task_id)).exists()
+    }
+
+    /// Tasks recorded and not finished: to resume at start-up. A record whose
+    /// task is done (a stop came between the done marker and the record's
+    /// removal) is removed instead.
     pub fn pending(&self) -> std::io::Result<Vec<TaskRecord>> {
         let mut records = Vec::new();
         for entry in std::fs::read_dir(self.dir.join("tasks"))? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "json") {
                 match std::fs::read(&path).map(|b| serde_json::from_slice::<TaskRecord>(&b)) {
+                    Ok(Ok(record)) if self.is_done(&record.id) => self.finish(&record.id)?,
                     Ok(Ok(record)) => records.push(record),
                     _ => {
                         tracing::error!(path = %path.display(), "unreadable task record left in place")
@@ -188,20 +237,38 @@ impl State {
     }
 
     /// Puts a status update in the outbox, after those already there.
+    ///
+    /// A final status (`finished`, `failed`) also ends its task, as one durable
+    /// step: the update is first written under a name the sender ignores (the
+    /// commit), then the task is marked done and its record removed, then the
+    /// update is renamed for the sender. A stop anywhere in between is completed
+    /// by the next [`State::open`], so a task whose final status was committed is
+    /// never resumed, and a task marked done always has its final status sent.
     pub fn enqueue(&self, update: &Outgoing) -> std::io::Result<()> {
         let seq = self.sequence.fetch_add(1, Ordering::SeqCst);
-        let path =
-            self.dir.join("outbox").join(format!("{seq:020}-{}.json", file_name(&update.task_id)));
-        self.write_atomic(&path, &serde_json::to_vec(update).map_err(std::io::Error::other)?)
+        let name = format!("{seq:020}-{}", file_name(&update.task_id));
+        let bytes = serde_json::to_vec(update).map_err(std::io::Error::other)?;
+        if !is_final(&update.status) {
+            return self
+                .write_atomic(&self.dir.join("outbox").join(format!("{name}.json")), &bytes);
+        }
+        let staged = self.dir.join("outbox").join(format!("{name}.{FINAL}"));
+        self.write_atomic(&staged, &bytes)?;
+        self.finish(&update.task_id)?;
+        self.release(&staged)
     }
 
-    fn outbox_files(&self) -> std::io::Result<Vec<PathBuf>> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.join("outbox"))?
+    fn files_with(&self, sub: &str, extension: &str) -> std::io::Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.join(sub))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .filter(|p| p.extension().is_some_and(|e| e == extension))
             .collect();
         files.sort();
         Ok(files)
+    }
+
+    fn outbox_files(&self) -> std::io::Result<Vec<PathBuf>> {
+        self.files_with("outbox", "json")
     }
 
     /// The oldest update waiting, if any.
@@ -242,7 +309,73 @@ mod tests {
             priority: Some(2),
             received_at: now(),
             starts: 0,
+            retries: 0,
         }
+    }
+
+    fn update(task_id: &str, status: &str) -> Outgoing {
+        Outgoing {
+            task_id: task_id.into(),
+            job_id: Value::from(7),
+            status: status.into(),
+            extra: Map::new(),
+            secret: "s".into(),
+        }
+    }
+
+    fn statuses(state: &State) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Some((path, update)) = state.next_outgoing().unwrap() {
+            seen.push(update.status);
+            state.sent(&path).unwrap();
+        }
+        seen
+    }
+
+    #[test]
+    fn a_final_status_ends_its_task_in_the_same_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).unwrap();
+        state.record(&record("t-1")).unwrap();
+        state.enqueue(&update("t-1", "running")).unwrap();
+        assert_eq!(state.pending().unwrap().len(), 1, "running does not end the task");
+        state.enqueue(&update("t-1", "failed")).unwrap();
+        // A kill now, before the caller's own bookkeeping: nothing to resume.
+        let reopened = State::open(dir.path()).unwrap();
+        assert!(reopened.pending().unwrap().is_empty());
+        assert!(reopened.is_done("t-1"));
+        assert!(!reopened.record(&record("t-1")).unwrap(), "a redelivery is dropped");
+        assert_eq!(statuses(&reopened), ["running", "failed"]);
+    }
+
+    #[test]
+    fn a_stop_inside_the_final_step_is_completed_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).unwrap();
+        state.record(&record("t-1")).unwrap();
+        state.enqueue(&update("t-1", "running")).unwrap();
+        // Killed right after the commit: the final status is written under the
+        // name the sender ignores, the task not yet marked done.
+        let seq = state.sequence.fetch_add(1, Ordering::SeqCst);
+        let staged = dir.path().join("outbox").join(format!("{seq:020}-t-1.{FINAL}"));
+        state
+            .write_atomic(&staged, &serde_json::to_vec(&update("t-1", "finished")).unwrap())
+            .unwrap();
+        assert_eq!(state.outbox_len(), 1, "not released yet");
+        // A task killed between its done marker and its record's removal.
+        state.record(&record("t-2")).unwrap();
+        state.write_atomic(&dir.path().join("done").join("t-2"), b"0").unwrap();
+
+        let reopened = State::open(dir.path()).unwrap();
+        assert!(reopened.pending().unwrap().is_empty(), "neither task runs again");
+        assert!(reopened.is_done("t-1") && reopened.is_done("t-2"));
+        assert_eq!(statuses(&reopened), ["running", "finished"], "sent once, in order");
+        reopened.enqueue(&update("t-3", "running")).unwrap();
+        assert!(
+            reopened.next_outgoing().unwrap().unwrap().0.file_name().unwrap().to_str().unwrap()
+                > staged.file_name().unwrap().to_str().unwrap(),
+            "the sequence goes on after the staged entry"
+        );
     }
 
     #[test]
@@ -264,17 +397,10 @@ mod tests {
     #[test]
     fn the_outbox_keeps_order_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let update = |status: &str| Outgoing {
-            task_id: "t".into(),
-            job_id: Value::from(7),
-            status: status.into(),
-            extra: Map::new(),
-            secret: "s".into(),
-        };
         let state = State::open(dir.path()).unwrap();
-        state.enqueue(&update("running")).unwrap();
+        state.enqueue(&update("t", "running")).unwrap();
         let state = State::open(dir.path()).unwrap();
-        state.enqueue(&update("finished")).unwrap();
+        state.enqueue(&update("t", "finished")).unwrap();
         let (path, first) = state.next_outgoing().unwrap().unwrap();
         assert_eq!(first.status, "running");
         state.sent(&path).unwrap();

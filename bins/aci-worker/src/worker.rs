@@ -1,5 +1,6 @@
 //! `serve`: the consume loop, task runs, the outbox, and shutdown.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +33,39 @@ struct Shared {
     secrets: Secrets,
     outbox: Arc<Notify>,
     requeue: Publisher,
+    in_flight: InFlight,
+}
+
+/// When each task this process runs now started.
+#[derive(Clone, Debug, Default)]
+struct InFlight(Arc<std::sync::Mutex<HashMap<String, Instant>>>);
+
+/// A task's place in [`InFlight`], left when dropped.
+struct Entered {
+    in_flight: InFlight,
+    task_id: String,
+}
+
+impl InFlight {
+    fn enter(&self, task_id: &str) -> Entered {
+        self.lock().insert(task_id.to_owned(), Instant::now());
+        Entered { in_flight: self.clone(), task_id: task_id.to_owned() }
+    }
+
+    /// How long the longest-running task has been running.
+    fn oldest(&self) -> Option<Duration> {
+        self.lock().values().map(Instant::elapsed).max()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        self.in_flight.lock().remove(&self.task_id);
+    }
 }
 
 /// How one task ended, for metrics.
@@ -101,6 +135,7 @@ fn record_of(task: &TaskMessage) -> TaskRecord {
         priority: task.priority,
         received_at: now(),
         starts: 0,
+        retries: task.retries,
     }
 }
 
@@ -110,6 +145,7 @@ fn message_of(record: &TaskRecord) -> TaskMessage {
     task.root_id = Some(record.id.clone());
     task.kwargs = record.kwargs.clone();
     task.priority = record.priority;
+    task.retries = record.retries;
     task
 }
 
@@ -162,6 +198,7 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
         secrets,
         outbox: outbox.clone(),
         requeue: Publisher::new(requeue_config),
+        in_flight: InFlight::default(),
     });
     let (outbox_stop_tx, outbox_stop) = watch::channel(false);
     let sender = tokio::spawn(outbox_loop(state.clone(), updates, outbox.clone(), outbox_stop));
@@ -180,18 +217,15 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
         tasks.spawn(run_task(ctx.clone(), record, permit, kill_rx.clone()));
     }
     if let Some(aci) = ctx.backends.aci.clone() {
-        let age = config.orphan_age;
+        let (age, every, in_flight) =
+            (config.orphan_age, config.orphan_sweep_every, ctx.in_flight.clone());
         tokio::spawn(async move {
-            match aci.sweep_orphans(age).await {
-                Ok(report) if !report.groups.is_empty() || !report.shares.is_empty() => {
-                    tracing::info!(
-                        groups = report.groups.len(),
-                        shares = report.shares.len(),
-                        "removed orphans"
-                    );
+            loop {
+                sweep_orphans(&aci, age, &in_flight).await;
+                match every {
+                    Some(every) => tokio::time::sleep(every).await,
+                    None => return,
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %compute::error_chain(&e), "orphan sweep failed"),
             }
         });
     }
@@ -285,6 +319,39 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
     Ok(0)
 }
 
+/// A running task's container groups are never older than the task: while every
+/// task in flight is younger than the orphan age (with this margin for the sweep's
+/// own duration), a sweep cannot take a group of this process's running jobs.
+const SWEEP_MARGIN: Duration = Duration::from_secs(600);
+
+/// Removes this worker's ACI groups and shares older than `age`, unless a task in
+/// flight is about that old itself.
+async fn sweep_orphans(aci: &backend_aci::AciBackend, age: Duration, in_flight: &InFlight) {
+    if let Some(oldest) = in_flight.oldest().filter(|o| o.saturating_add(SWEEP_MARGIN) >= age) {
+        tracing::info!(
+            running_s = oldest.as_secs(),
+            "orphan sweep skipped: a running task is nearly as old as ORPHAN_AGE_SECS"
+        );
+        return;
+    }
+    match aci.sweep_orphans(age).await {
+        Ok(report) => {
+            if report.removed() > 0 {
+                tracing::info!(
+                    groups = report.groups.len(),
+                    shares = report.shares.len(),
+                    "removed orphans"
+                );
+            }
+            for failure in &report.failures {
+                tracing::warn!(name = %failure.name, error = %failure.error,
+                    "orphan sweep: not removed; the next sweep tries again");
+            }
+        }
+        Err(e) => tracing::warn!(error = %compute::error_chain(&e), "orphan sweep failed"),
+    }
+}
+
 /// Records a delivery and acknowledges it; `None` when it is not to be run here.
 async fn take(state: &Arc<State>, delivery: Delivery) -> Option<TaskRecord> {
     let record = record_of(&delivery.task);
@@ -360,36 +427,30 @@ async fn run_task(
             secret: secret.clone(),
         };
         metrics::gauge!("aci_worker_tasks_in_flight").increment(1.0);
+        let _in_flight = ctx.in_flight.enter(&record.id);
         let started = Instant::now();
         tracing::info!("task started");
-        let ended = tokio::select! {
-            result = runner.run(&record.id, &args, &sink) => match result {
-                Ok(report) => {
-                    let _ = ctx.state.finish(&record.id);
-                    tracing::info!(status = report.status.as_str(), timed_out = report.timed_out, "task ended");
-                    if report.status == Status::Finished { Ended::Finished } else { Ended::Failed }
-                }
-                Err(retry) => {
-                    tracing::warn!(error = %compute::error_chain(&*retry.0), "task could not run here now; handing it back");
-                    hand_back(&ctx, &record).await
+        let result = tokio::select! {
+            result = runner.run(&record.id, &args, &sink) => Some(result),
+            _ = killed(&mut kill) => None,
+        };
+        let ended = match result {
+            Some(Ok(report)) => {
+                // Already done when the final status went to the outbox; this
+                // covers a final status the sink could not write.
+                let _ = ctx.state.finish(&record.id);
+                tracing::info!(status = report.status.as_str(), timed_out = report.timed_out, "task ended");
+                if report.status == Status::Finished { Ended::Finished } else { Ended::Failed }
+            }
+            Some(Err(retry)) => retry_later(&ctx, &mut record, &sink, &*retry.0, &mut kill).await,
+            // The run future is dropped: backends remove its containers.
+            None => match ctx.config.on_shutdown {
+                OnShutdown::Requeue => hand_back(&ctx, &record).await,
+                OnShutdown::Fail => {
+                    let traceback = "The compute worker shut down before the submission finished.";
+                    fail(&ctx, &record, &sink, traceback.into()).await
                 }
             },
-            _ = async { let _ = kill.wait_for(|k| *k).await; } => {
-                // The run future is dropped: backends remove its containers.
-                match ctx.config.on_shutdown {
-                    OnShutdown::Requeue => hand_back(&ctx, &record).await,
-                    OnShutdown::Fail => {
-                        let update = StatusUpdate {
-                            status: Status::Failed,
-                            metadata: Default::default(),
-                            traceback: Some("The compute worker shut down before the submission finished.".into()),
-                        };
-                        let _ = sink.send(update).await;
-                        let _ = ctx.state.finish(&record.id);
-                        Ended::Failed
-                    }
-                }
-            }
         };
         metrics::gauge!("aci_worker_tasks_in_flight").decrement(1.0);
         metrics::counter!("aci_worker_tasks_total", "step" => step, "backend" => backend, "outcome" => ended.as_str()).increment(1);
@@ -401,9 +462,80 @@ async fn run_task(
     .await;
 }
 
+/// Resolves once the shutdown's grace period is over.
+async fn killed(kill: &mut watch::Receiver<bool>) {
+    let _ = kill.wait_for(|k| *k).await;
+}
+
+/// Reports the task `failed` with `traceback`; the final status ends the task.
+async fn fail(ctx: &Shared, record: &TaskRecord, sink: &OutboxSink, traceback: String) -> Ended {
+    if ctx.state.is_done(&record.id) {
+        // A dropped run's final status reached the outbox after all.
+        return Ended::Failed;
+    }
+    let update = StatusUpdate {
+        status: Status::Failed,
+        metadata: Default::default(),
+        traceback: Some(traceback),
+    };
+    if let Err(e) = sink.send(update).await {
+        tracing::error!(error = %e, "the final status could not be written");
+    }
+    let _ = ctx.state.finish(&record.id);
+    Ended::Failed
+}
+
+/// A run stopped by a transient platform failure: hand the task back after a
+/// pause that grows with each attempt, or, after the last attempt allowed, report
+/// it `failed` with the reason.
+async fn retry_later(
+    ctx: &Shared,
+    record: &mut TaskRecord,
+    sink: &OutboxSink,
+    error: &(dyn std::error::Error + Send + Sync + 'static),
+    kill: &mut watch::Receiver<bool>,
+) -> Ended {
+    let attempts = record.retries.saturating_add(1);
+    let reason = ctx.secrets.redact(&compute::error_chain(error));
+    let limit = ctx.config.task_attempts;
+    if attempts >= limit {
+        tracing::warn!(attempts, error = %reason, "the task failed on every attempt allowed; reporting it failed");
+        let traceback = format!(
+            "The compute worker could not run this submission: {attempts} attempt(s) were each stopped by a problem of the platform, not of the submission. The last one: {reason}"
+        );
+        return fail(ctx, record, sink, traceback).await;
+    }
+    let delay = retry_delay(ctx.config.retry_delay, record.retries);
+    tracing::warn!(attempt = attempts, of = limit, delay_s = delay.as_secs(), error = %reason,
+        "task could not run here now; handing it back after a pause");
+    record.retries = attempts;
+    let _ = ctx.state.update(record);
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        // Shutting down: no point in waiting; the task goes back at once.
+        _ = killed(kill) => {}
+    }
+    hand_back(ctx, record).await
+}
+
+/// The pause before handing a task back after its `retries`-th retry: `base`,
+/// doubling with each retry up to an hour, with jitter.
+fn retry_delay(base: Duration, retries: u32) -> Duration {
+    let mut backoff = backoff::Backoff::new(base, Duration::from_secs(3600).max(base));
+    let mut delay = backoff.next_delay();
+    for _ in 0..retries.min(32) {
+        delay = backoff.next_delay();
+    }
+    delay
+}
+
 /// Publishes the task again for some worker; on failure the record stays, and the
 /// task resumes at the next start.
 async fn hand_back(ctx: &Shared, record: &TaskRecord) -> Ended {
+    if ctx.state.is_done(&record.id) {
+        // Its final status is in the outbox already: it must not run again.
+        return Ended::Kept;
+    }
     let task = message_of(record);
     let secret = compute_worker_run_args(&task)
         .and_then(|(_, args)| args.get("secret").and_then(Value::as_str).map(str::to_owned))

@@ -63,6 +63,40 @@ fn an_invalid_configuration_lists_every_problem_exits_3_and_shows_no_secret() {
 }
 
 #[test]
+fn a_toml_syntax_error_says_where_and_never_shows_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("worker.toml");
+    std::fs::write(&file, "broker_url = \"amqp://127.0.0.1:1//\"\nmain_broker_pass = \"s3cret\n")
+        .unwrap();
+    let out = run(&["--config", file.to_str().unwrap(), "check"], &[]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains("worker.toml") && said.contains("line 2"), "{said}");
+    assert!(!said.contains("s3cret"), "{said}");
+}
+
+#[test]
+fn a_bad_endpoint_and_certificate_file_are_configuration_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+        .unwrap();
+    let out = run(
+        &["serve"],
+        &[
+            ("BROKER_URL", "amqp://127.0.0.1:1//".into()),
+            ("AFS_NAME", "acct".into()),
+            ("AFS_KEY", "AAECAw==".into()),
+            ("AFS_ENDPOINT", "files.example.org/share".into()),
+            ("AZURE_CA_FILE", ca.display().to_string()),
+        ],
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains("AFS_ENDPOINT") && said.contains("AZURE_CA_FILE"), "{said}");
+}
+
+#[test]
 fn check_passes_on_the_local_stack_and_says_which_connection_fails() {
     let vhost = Vhost::new("check");
     let user = User::new("checker", "check-pass-1618");
@@ -105,6 +139,52 @@ fn check_passes_on_the_local_stack_and_says_which_connection_fails() {
     assert!(said.contains("MAIN_BROKER_LOGIN"), "{said}");
     assert!(said.contains("ok    task broker"), "{said}");
     assert!(!said.contains(&user.password), "{said}");
+}
+
+#[test]
+fn cleanup_removes_an_orphaned_share_of_its_worker_and_no_other() {
+    use afs_staging::auth::SharedKey;
+    use afs_staging::{ClientConfig, Credential, FileClient, Stager, StagingConfig, VolumeName};
+
+    let dirs = Dirs::new();
+    // Nothing is consumed: the broker is not contacted by cleanup.
+    let mut env = aci_settings(&dirs, "amqp://127.0.0.1:1//");
+    env.insert("ORPHAN_AGE_SECS".into(), "0".into());
+    let mine = env["WORKER_NAME"].clone();
+    let other = unique("other-worker");
+    let stager = |worker: &str| {
+        let key =
+            SharedKey::new(&service_env("ACI_TEST_AFS_ACCOUNT"), &service_env("ACI_TEST_AFS_KEY"))
+                .unwrap();
+        let client = FileClient::new(ClientConfig::new(
+            service_env("ACI_TEST_AFS_ENDPOINT"),
+            Credential::SharedKey(key),
+        ))
+        .unwrap();
+        Stager::shares(client, StagingConfig { worker: worker.to_owned(), ..Default::default() })
+    };
+    let (my_stager, other_stager) = (stager(&mine), stager(&other));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // What a killed run leaves: a share published for its job, tagged with its worker.
+    let volume = [VolumeName::new("input").unwrap()];
+    for (stager, name) in [(&my_stager, &mine), (&other_stager, &other)] {
+        let job = compute::JobId::derive(&["cleanup-test", name]);
+        runtime.block_on(stager.publish(&job, dirs.path(), &volume, &[])).unwrap();
+    }
+    let stale = |stager: &Stager, worker: &str| {
+        runtime.block_on(stager.stale_shares(worker, 0)).unwrap().len()
+    };
+    assert_eq!((stale(&my_stager, &mine), stale(&other_stager, &other)), (1, 1));
+
+    let settings: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let out = run(&["cleanup"], &settings);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("removed 0 container group(s) and 1 share(s)"), "{said}");
+    assert_eq!(stale(&my_stager, &mine), 0, "the orphan is gone");
+    assert_eq!(stale(&other_stager, &other), 1, "another worker's share stays");
+    let job = compute::JobId::derive(&["cleanup-test", &other]);
+    runtime.block_on(other_stager.discard(&job)).unwrap();
 }
 
 /// Declares the compute queue (`x-max-priority: 2`) and the updates exchange and

@@ -158,7 +158,7 @@ fn twenty_submissions_at_concurrency_8_each_end_exactly_once() {
     let bundles = dirs.path().join("bundles");
     let mut submissions = Vec::new();
     for i in 0..10 {
-        submissions.push(code_submission(&bundles, &format!("code{i}"), "sleep 1"));
+        submissions.push(gated_submission(&bundles, &format!("code{i}")));
         submissions.push(result_submission(&bundles, &format!("result{i}"), "42"));
     }
     let plan =
@@ -167,7 +167,15 @@ fn twenty_submissions_at_concurrency_8_each_end_exactly_once() {
     env.insert("WORKER_CONCURRENCY".into(), "8".into());
     let mut worker = Worker::start(&env, &dirs.path().join("worker.log"));
     let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
-    let records = site.wait_done();
+    // The ten predictions wait until released, and the result scorings end on
+    // their own: the eight places fill with waiting predictions, all running at
+    // once, and no ninth starts.
+    wait_started(&dirs, 8);
+    assert_eq!(started(&dirs), 8, "no more than WORKER_CONCURRENCY at once");
+    let records = site.wait_for("every submission to end", |records| {
+        release(&dirs);
+        records.iter().any(|r| r["done"] == true)
+    });
 
     assert_exactly_once(&records);
     assert_eq!(dispatched(&records).len(), 30, "10 predictions and 20 scorings");
@@ -276,6 +284,143 @@ fn sigterm_lets_the_running_task_finish_and_takes_no_new_one() {
         assert_eq!(s["status"], "finished", "{s}");
     }
     assert_eq!(next.stop(), 0);
+}
+
+#[test]
+fn a_second_signal_exits_at_once_with_130_and_the_task_resumes_later() {
+    let vhost = Vhost::new("sigsig");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [gated_submission(&bundles, "interrupted")],
+    });
+    let mut env = settings(&dirs, &vhost.url());
+    env.insert("SHUTDOWN_GRACE_SECS".into(), "600".into());
+    let log = dirs.path().join("worker.log");
+    let mut worker = Worker::start(&env, &log);
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    wait_started(&dirs, 1);
+
+    worker.terminate();
+    wait_until("/readyz to say not ready", || {
+        matches!(http_get(&worker.addr, "/readyz"), Some((503, _)) | None).then_some(())
+    });
+    // The program still waits, inside a grace period of ten minutes.
+    worker.terminate();
+    assert_eq!(worker.wait(), 130);
+    assert_eq!(started(&dirs), 1, "the program was never released");
+    let records = std::fs::read_dir(dirs.state().join("tasks")).unwrap().count();
+    assert_eq!(records, 1, "the task's record stays for the next start");
+
+    // The next start runs it again from the beginning.
+    env.insert("HTTP_ADDR".into(), free_addr());
+    let mut next = Worker::start(&env, &log);
+    let records = site.wait_for("the submission to end", |records| {
+        release(&dirs);
+        records.iter().any(|r| r["done"] == true)
+    });
+    assert_exactly_once(&records);
+    let job = *dispatched(&records).keys().next().unwrap();
+    assert_eq!(job_statuses(&records, job), ["running", "running", "finished"]);
+    site.stop();
+    assert_eq!(next.stop(), 0);
+    assert!(docker_containers_of(&next.name).is_empty(), "the first run's container is gone");
+}
+
+#[test]
+fn a_final_status_committed_just_before_a_kill_is_sent_once_and_the_task_not_rerun() {
+    let vhost = Vhost::new("commit");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [gated_submission(&bundles, "committed")],
+    });
+    let mut env = settings(&dirs, &vhost.url());
+    let log = dirs.path().join("worker.log");
+    let mut worker = Worker::start(&env, &log);
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    site.wait_status("committed", "running");
+    wait_started(&dirs, 1);
+    worker.kill9();
+
+    // What the worker has written when a kill comes right after the final status
+    // is committed (its outbox entry under the name the sender does not read yet)
+    // and before the task is marked done: written here from the task's record.
+    let tasks: Vec<_> = std::fs::read_dir(dirs.state().join("tasks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&tasks[0]).unwrap()).unwrap();
+    let committed = json!({
+        "task_id": record["id"],
+        "job_id": record["args"][0],
+        "status": "failed",
+        "extra": {"metadata": {}, "traceback": "committed before the kill"},
+        "secret": record["args"][1]["secret"],
+    });
+    let staged = dirs.state().join("outbox").join(format!("{:020}-committed.final", 1_000_000));
+    std::fs::write(&staged, serde_json::to_vec(&committed).unwrap()).unwrap();
+
+    env.insert("HTTP_ADDR".into(), free_addr());
+    let mut next = Worker::start(&env, &log);
+    let records = site.wait_done();
+    assert_exactly_once(&records);
+    let job = *dispatched(&records).keys().next().unwrap();
+    assert_eq!(job_statuses(&records, job), ["running", "failed"], "not run again");
+    let failed = final_of(&records, "committed");
+    assert_eq!(failed["extra"]["traceback"], "committed before the kill");
+    assert_eq!(outbox_len(&dirs), 0);
+    assert!(!next.logs().contains("resuming tasks"), "{}", next.logs());
+    site.stop();
+    assert_eq!(next.stop(), 0);
+    // The killed run's program is nobody's now: let it end and remove it.
+    release(&dirs);
+    remove_containers_of(&next.name);
+}
+
+#[test]
+fn a_task_that_keeps_failing_transiently_ends_failed_after_its_attempts() {
+    let vhost = Vhost::new("attempts");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let mut unlucky = result_submission(&bundles, "unlucky", "42");
+    // Nothing listens on port 1: every upload of the output fails as a network
+    // failure would, which may pass, so each run ends in a hand-back.
+    unlucky["task_args"] = json!({"output_url": "http://127.0.0.1:1/output.zip?sig=x"});
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [unlucky],
+    });
+    let mut env = settings(&dirs, &vhost.url());
+    env.insert("TASK_MAX_ATTEMPTS".into(), "3".into());
+    env.insert("TASK_RETRY_DELAY_SECS".into(), "1".into());
+    let mut worker = Worker::start(&env, &dirs.path().join("worker.log"));
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    let records = site.wait_done();
+
+    assert_exactly_once(&records);
+    let job = *dispatched(&records).keys().next().unwrap();
+    assert_eq!(job_statuses(&records, job), ["running", "running", "running", "failed"]);
+    let failed = final_of(&records, "unlucky");
+    let traceback = failed["extra"]["traceback"].as_str().unwrap();
+    assert!(traceback.contains("3 attempt(s)"), "{traceback}");
+    assert!(traceback.contains("uploading output.zip failed"), "{traceback}");
+    assert!(!traceback.contains("sig=x"), "{traceback}");
+    let metrics = worker.get("/metrics").1;
+    let ended = |outcome: &str| metric(&metrics, "aci_worker_tasks_total", &[("outcome", outcome)]);
+    assert_eq!((ended("requeued"), ended("failed")), (2.0, 1.0), "{metrics}");
+    assert_eq!(
+        vhost.queue_counts("compute-worker"),
+        Some((0, 0)),
+        "nothing handed back at the end"
+    );
+    site.stop();
+    assert_eq!(worker.stop(), 0);
 }
 
 #[test]

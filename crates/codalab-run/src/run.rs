@@ -343,7 +343,7 @@ impl<B: ComputeBackend> Runner<B> {
                         ingestion.as_deref(),
                     )?;
                     let spec = JobSpec { time_limit: Some(remaining), ..spec };
-                    let outcome = self.run_job(&spec, args).await?;
+                    let outcome = self.run_job(&spec, args, &ws.path(local::LOGS)).await?;
                     let program_outcome = outcome.container("program");
                     let ingestion_outcome = outcome.container("ingestion");
                     let elapsed = program_outcome
@@ -463,8 +463,15 @@ impl<B: ComputeBackend> Runner<B> {
         Ok(job)
     }
 
-    /// Runs one job while uploading detailed results whenever they change.
-    async fn run_job(&self, spec: &JobSpec, args: &TaskArgs) -> Result<Outcome, Failure> {
+    /// Runs one job while uploading detailed results whenever they change, each
+    /// time from a snapshot in `snapshots` (the workspace's logs folder, which no
+    /// container mounts: a program listing its output never sees one).
+    async fn run_job(
+        &self,
+        spec: &JobSpec,
+        args: &TaskArgs,
+        snapshots: &Path,
+    ) -> Result<Outcome, Failure> {
         let (tx, mut rx) = mpsc::unbounded_channel::<WorkspacePath>();
         let sink = move |event: Event| {
             if let Event::FileChanged { path } = event {
@@ -481,7 +488,8 @@ impl<B: ComputeBackend> Runner<B> {
                     if let Some(url) = args.detailed_results_url.clone() {
                         let transfer = self.transfer.clone();
                         let file = path.under(&spec.workspace);
-                        uploads.push(tokio::spawn(async move { upload_copy(&transfer, &url, &file).await }));
+                        let snapshot = snapshots.join(format!("detailed_results-{}.uploading", uploads.len()));
+                        uploads.push(tokio::spawn(async move { upload_copy(&transfer, &url, &file, &snapshot).await }));
                     }
                 }
             }
@@ -687,18 +695,19 @@ fn detailed_results(output: &Path) -> Option<PathBuf> {
     None
 }
 
-/// Uploads a snapshot of a file the program may still be writing.
+/// Uploads a snapshot, taken at `snapshot`, of a file the program may still be
+/// writing.
 async fn upload_copy(
     transfer: &Transfer,
     url: &SignedUrl,
     file: &Path,
+    snapshot: &Path,
 ) -> Result<u64, crate::transfer::TransferError> {
-    let snapshot = file.with_extension("html.uploading");
-    tokio::fs::copy(file, &snapshot)
+    tokio::fs::copy(file, snapshot)
         .await
         .map_err(|source| crate::transfer::TransferError::Io { path: file.to_owned(), source })?;
-    let result = transfer.upload(url, &snapshot).await;
-    let _ = tokio::fs::remove_file(&snapshot).await;
+    let result = transfer.upload(url, snapshot).await;
+    let _ = tokio::fs::remove_file(snapshot).await;
     result
 }
 

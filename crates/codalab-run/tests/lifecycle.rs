@@ -242,7 +242,7 @@ async fn detailed_results_are_uploaded_while_the_program_runs() {
         &zip(&[(
             "metadata",
             "command: sh -c 'for v in 1 2 3 4; do echo \"<p>version $v</p>\" > $output/detailed_results.html; \
-             sleep 3; done'\n",
+             for i in 1 2 3 4 5 6 7 8; do ls -A $output >> $output/listing.txt; done; sleep 3; done'\n",
             FILE,
         )]),
     );
@@ -269,6 +269,10 @@ async fn detailed_results_are_uploaded_while_the_program_runs() {
     let seen = watcher.await.unwrap();
     assert!(seen.len() >= 2, "versions seen while running: {seen:?}");
     assert_eq!(blobs.get_text("detailed_results.html").unwrap(), "<p>version 4</p>\n");
+    // The program never saw an upload's snapshot in its output folder.
+    let listing = &unzip(&blobs.get("output.zip").unwrap())["listing.txt"];
+    assert!(listing.contains("detailed_results.html"), "{listing}");
+    assert!(!listing.contains("uploading"), "{listing}");
 }
 
 #[tokio::test]

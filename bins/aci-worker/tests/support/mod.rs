@@ -406,6 +406,14 @@ pub fn docker_containers_of(worker_name: &str) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
 }
 
+/// Removes (forcibly) the containers a worker left on the Docker engine.
+pub fn remove_containers_of(worker_name: &str) {
+    let containers = docker_containers_of(worker_name);
+    if !containers.is_empty() {
+        let _ = Command::new("docker").args(["rm", "-f"]).args(&containers).output();
+    }
+}
+
 // ------------------------------------------------------------------ bundles
 
 /// Writes a bundle folder of `(name, contents)` files under `root`.
