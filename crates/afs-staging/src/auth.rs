@@ -237,9 +237,24 @@ impl SasPermission {
 }
 
 /// The fields of a SAS token that a verifier needs, parsed from a query string.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SasToken {
     fields: BTreeMap<String, String>,
+}
+
+/// The fields, the signature left out.
+impl fmt::Debug for SasToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (name, value) in &self.fields {
+            if name == "sig" {
+                map.entry(name, &"[redacted]");
+            } else {
+                map.entry(name, value);
+            }
+        }
+        map.finish()
+    }
 }
 
 /// Why a SAS token does not authorize a request.
@@ -381,7 +396,8 @@ pub fn format_iso8601(unix: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
-/// Seconds since the epoch of `YYYY-MM-DD[THH:MM[:SS[.frac]]]Z`.
+/// Seconds since the epoch of `YYYY-MM-DD[THH:MM[:SS[.frac]]]Z`; `None` for anything
+/// else, a year beyond 9999 or a time before the epoch included.
 pub fn parse_iso8601(text: &str) -> Option<u64> {
     let text = text.strip_suffix('Z').unwrap_or(text);
     let (date, time) = text.split_once('T').unwrap_or((text, "00:00:00"));
@@ -392,7 +408,15 @@ pub fn parse_iso8601(text: &str) -> Option<u64> {
     let h = time_parts.next()??;
     let min = time_parts.next()??;
     let s = time_parts.next().unwrap_or(Some(0))?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || min > 59 || s > 60 {
+    // Four-digit years only, as in the formats SAS tokens use: also what keeps the
+    // day arithmetic below far from overflowing.
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || min > 59
+        || s > 60
+    {
         return None;
     }
     let days = days_from_civil(y, m as u32, d as u32);
@@ -436,6 +460,16 @@ mod tests {
         assert_eq!(format_iso8601(1_796_313_721), "2026-12-03T16:02:01Z");
         assert_eq!(parse_iso8601("2026-12-03T16:02:01.1234567Z"), Some(1_796_313_721));
         assert_eq!(parse_iso8601("2026-13-03T16:02:01Z"), None);
+        assert_eq!(parse_iso8601("9999-12-31T23:59:59Z"), Some(253_402_300_799));
+        for bad in [
+            "10000-01-01T00:00:00Z",
+            "99999999999999999-01-01T00:00:00Z",
+            "9223372036854775807-12-31T23:59:59Z",
+            "+18446744073709551615-01-01",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -445,6 +479,21 @@ mod tests {
         assert!(SharedKey::new("Bad_Name", "AAAA").is_err());
         let debug = format!("{:?}", SharedKey::new("acct", "AAECAw==").unwrap());
         assert!(!debug.contains("AAECAw"));
+    }
+
+    #[test]
+    fn sas_tokens_do_not_show_their_signature() {
+        let key = SharedKey::new("devstoreaccount1", "AAECAwQFBgcICQoLDA0ODw==").unwrap();
+        let query = share_sas(&key, "run", &[SasPermission::Read], 1_796_313_721, "2025-05-05");
+        let sig = query_map(&query)["sig"].clone();
+        let token = SasToken::from_query(&query).unwrap();
+        let debug = format!("{token:?} {token:#?}");
+        assert!(!debug.contains(&sig), "{debug}");
+        let encoded =
+            percent_encoding::utf8_percent_encode(&sig, percent_encoding::NON_ALPHANUMERIC);
+        assert!(!debug.contains(&encoded.to_string()), "{debug}");
+        assert!(debug.contains("\"sig\": \"[redacted]\""), "{debug}");
+        assert!(debug.contains("\"sp\": \"r\""), "{debug}");
     }
 
     #[test]

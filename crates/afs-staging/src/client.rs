@@ -41,7 +41,7 @@ impl fmt::Debug for Credential {
 }
 
 /// Where the file service is and how to talk to it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// The file service endpoint: `https://ACCOUNT.file.core.windows.net`, or a
     /// path-style endpoint such as `http://127.0.0.1:10004/devstoreaccount1`.
@@ -61,6 +61,25 @@ pub struct ClientConfig {
     /// Entries asked for per page of a listing (`maxresults`); `None` leaves it to
     /// the service (5000 on Azure). Listings follow continuation markers either way.
     pub list_page_size: Option<u32>,
+}
+
+/// The endpoint shown without what may be secret in it (see [`shown_endpoint`]).
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field(
+                "endpoint",
+                &shown_endpoint(&self.endpoint).unwrap_or_else(|| "[redacted]".into()),
+            )
+            .field("credential", &self.credential)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("attempts", &self.attempts)
+            .field("initial_backoff", &self.initial_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("list_page_size", &self.list_page_size)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -143,16 +162,22 @@ impl FileClient {
     /// A client for the configured endpoint.
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
         let endpoint = config.endpoint.trim_end_matches('/').to_owned();
+        // Messages show the endpoint without what may be secret in it.
+        let shown = || shown_endpoint(&endpoint).map_or_else(String::new, |e| format!(" {e:?}"));
         let (scheme, rest) = endpoint
             .split_once("://")
             .filter(|(s, _)| *s == "http" || *s == "https")
-            .ok_or_else(|| Error::Config(format!("endpoint {endpoint:?} is not an http(s) URL")))?;
+            .ok_or_else(|| Error::Config(format!("endpoint{} is not an http(s) URL", shown())))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        if authority.is_empty() || rest.contains(['?', '#']) {
-            return Err(Error::Config(format!("endpoint {endpoint:?} is not a service URL")));
+        if authority.is_empty() || authority.contains('@') || rest.contains(['?', '#']) {
+            return Err(Error::Config(format!(
+                "endpoint{} is not a service URL (scheme, host, port and path only; a SAS \
+                 token is a credential)",
+                shown()
+            )));
         }
         if config.list_page_size == Some(0) {
             return Err(Error::Config("list page size must be at least 1".into()));
@@ -663,6 +688,17 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(|secs| Duration::from_secs(secs.min(60)))
 }
 
+/// An endpoint as messages and `Debug` show it: `scheme://host[:port]/path`, without
+/// user information, query (which may hold a SAS signature) or fragment. `None` when
+/// it is not a URL at all (it could be anything, a key pasted in the wrong place).
+fn shown_endpoint(endpoint: &str) -> Option<String> {
+    let (scheme, rest) = endpoint.split_once("://")?;
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    Some(format!("{scheme}://{host}{path}"))
+}
+
 fn h(name: &str) -> String {
     name.to_owned()
 }
@@ -707,6 +743,44 @@ mod tests {
         // A value that can be sent goes out (and meets nobody on port 9).
         let err = client.create_share("share", 1, &[("owner", "plain")]).await.unwrap_err();
         assert!(matches!(err, Error::Network { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn endpoints_are_shown_without_secrets() {
+        let secret = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D";
+        let cases = [
+            (
+                format!("https://acct.file.core.windows.net/?sv=2025-05-05&sp=rl&sig={secret}"),
+                Some("https://acct.file.core.windows.net/"),
+            ),
+            (
+                format!("https://user:{secret}@acct.file.core.windows.net:443/path"),
+                Some("https://acct.file.core.windows.net:443/path"),
+            ),
+            (
+                format!("http://127.0.0.1:10004/devstoreaccount1#{secret}"),
+                Some("http://127.0.0.1:10004/devstoreaccount1"),
+            ),
+            (format!("ftp://u:{secret}@host/x?sig={secret}"), Some("ftp://host/x")),
+            (format!("sv=2025-05-05&sig={secret}"), None),
+            (secret.to_owned(), None),
+        ];
+        for (endpoint, shown) in cases {
+            assert_eq!(shown_endpoint(&endpoint).as_deref(), shown, "{endpoint}");
+            let config = ClientConfig { endpoint: endpoint.clone(), ..config() };
+            let debug = format!("{config:?}");
+            assert!(!debug.contains(secret), "{debug}");
+            let err = FileClient::new(config).unwrap_err();
+            let text = format!("{err} {err:?}");
+            assert!(matches!(err, Error::Config(_)), "{text}");
+            assert!(!text.contains(secret), "{text}");
+            if let Some(shown) = shown {
+                assert!(text.contains(shown), "{text}");
+            }
+        }
+        // A usable endpoint is shown whole.
+        let client = FileClient::new(config()).unwrap();
+        assert!(format!("{client:?}").contains("http://127.0.0.1:9/devstoreaccount1"));
     }
 
     #[test]

@@ -40,17 +40,24 @@
 //!   or carries a SAS token, and verifies both (the emulator uses the same code);
 //! - [`FileClient`] speaks the Azure Files REST API (pinned
 //!   [`API_VERSION`](client::API_VERSION)): shares, directories, files, 4 MiB ranges,
-//!   listings with continuation, properties; it retries timeouts, 408, 429 and 5xx
-//!   with backoff and honours `Retry-After`. Errors carry the storage error code and
-//!   request id and never a key, signature or token;
+//!   listings with continuation (names Azure sends percent-encoded, `Encoded="true"`,
+//!   are decoded), properties; it retries timeouts, 408, 429 and 5xx with backoff
+//!   and waits at least as long as `Retry-After` says. Errors and `Debug` output
+//!   carry the storage error code and request id and never a key, signature or
+//!   token (an endpoint is shown as `scheme://host[:port]/path` only);
 //! - [`Stager`] publishes chosen workspace folders to fresh shares per run, one per
 //!   volume (so that hidden data sits in a share that only the containers allowed to
 //!   see it mount), collects results, follows a file while the run goes on
-//!   ([`Watch`]) and deletes the shares. All
-//!   transfers run with bounded parallelism: at most
+//!   ([`Watch`]) and deletes the shares. A publish starts from empty volumes: a share
+//!   left from an earlier publish of the same job is emptied first, so nothing of an
+//!   earlier attempt is collected later. Names that come from a share are checked
+//!   before they become local paths (no `..`, `/`, `\`, absolute or empty names), and
+//!   local links are replaced, never written through. A download (a collected file
+//!   or a watched one) is of one version of the file, whole, even when the file grows
+//!   or changes meanwhile. All transfers run with bounded parallelism: at most
 //!   [`StagingConfig::parallel_requests`] requests, each holding at most one 4 MiB
 //!   range in memory. A mounted mode does the same with file copies on a share
-//!   mounted on the host.
+//!   mounted on the host, and never follows a link in that share.
 
 pub mod auth;
 pub mod client;

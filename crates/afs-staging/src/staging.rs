@@ -10,11 +10,22 @@
 //! carries its job, worker and creation time as metadata, so a worker that restarts,
 //! or a cleanup that knows only the id, finds them all.
 //!
+//! A publish starts each of its volumes empty: a share that already exists (left by
+//! an earlier publish of the job, an attempt that failed, say) is emptied before the
+//! upload, so that a collect finds only what this publish and the run put there.
+//!
 //! In mounted mode ([`Stager::mounted`]) the same operations copy files into and
 //! out of one share that is mounted on the worker's host (CIFS), each run's volumes
 //! as folders `aci-worker-runs/<job>/<volume>/` in it. Every run on that share can
 //! read every other run's files, hidden data included, since the containers mount the
-//! whole share. It exists for deployments that already work that way.
+//! whole share. It exists for deployments that already work that way. Since any
+//! container can leave a link in that share, mounted mode never follows one: a link
+//! on the way to a run's folder or to a watched or collected file is refused (an
+//! `InvalidPath` error), links inside a collected folder are left out, and files are
+//! created so that a link put in their place makes the copy fail instead of writing
+//! through it. Folders are checked one by one before use, so a container that swaps
+//! a folder for a link at the very moment of a copy could still redirect it; the
+//! per-run shares of the default mode have no such weakness.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -196,8 +207,10 @@ impl Stager {
     }
 
     /// Creates the job's `volumes` (and any other volume named in `uploads`) and
-    /// uploads `uploads` from `workspace` into them. Calling it again for the same
-    /// job overwrites what it uploaded before.
+    /// uploads `uploads` from `workspace` into them. Each of these volumes starts
+    /// empty: when its share (its folder, in mounted mode) is left from an earlier
+    /// publish of the job, its contents are deleted first, so that nothing of an
+    /// earlier attempt is collected later.
     pub async fn publish(
         &self,
         job: &JobId,
@@ -221,7 +234,10 @@ impl Stager {
                     ("created", created.as_str()),
                 ];
                 for (_, location) in &locations {
-                    client.create_share(&location.share, self.config.quota_gib, &metadata).await?;
+                    let share = &location.share;
+                    if !client.create_share(share, self.config.quota_gib, &metadata).await? {
+                        self.empty_share(client, share).await?;
+                    }
                 }
                 self.upload(client, job, plan).await
             }
@@ -251,7 +267,7 @@ impl Stager {
                     self.download(client, &location.share, &remote, workspace, &local).await?
                 }
                 Mode::Mounted { mount, .. } => {
-                    mounted::collect(&mount.join(remote.as_str()), workspace, &local).await?
+                    mounted::collect(mount, &remote, workspace, &local).await?
                 }
             };
             total.files += stats.files;
@@ -277,13 +293,7 @@ impl Stager {
                 }
                 Ok(())
             }
-            Mode::Mounted { mount, .. } => {
-                let folder = mount.join(MOUNTED_RUNS).join(job.as_str());
-                match tokio::fs::remove_dir_all(&folder).await {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(folder, e)),
-                    _ => Ok(()),
-                }
-            }
+            Mode::Mounted { mount, .. } => mounted::discard(mount, job).await,
         }
     }
 
@@ -339,6 +349,52 @@ impl Stager {
             local,
             last: None,
         })
+    }
+
+    /// Deletes everything in a share: files in parallel, then folders, deepest first
+    /// and each depth in parallel.
+    async fn empty_share(&self, client: &FileClient, share: &str) -> Result<(), Error> {
+        let parallel = self.config.parallel_requests.max(1);
+        let mut files = Vec::new();
+        let mut dirs: Vec<RemotePath> = Vec::new();
+        let mut level = vec![RemotePath::root()];
+        while !level.is_empty() {
+            let listings: Vec<Vec<crate::client::DirEntry>> = stream::iter(level.clone())
+                .map(|dir| async move { client.list_directory(share, &dir).await })
+                .buffered(parallel)
+                .try_collect()
+                .await?;
+            let mut next = Vec::new();
+            for (dir, entries) in level.iter().zip(listings) {
+                for entry in entries {
+                    let child = dir.join(&entry.name)?;
+                    match entry.file_len {
+                        Some(_) => files.push(child),
+                        None => next.push(child),
+                    }
+                }
+            }
+            dirs.extend(next.iter().cloned());
+            level = next;
+        }
+        tracing::debug!(share, files = files.len(), folders = dirs.len(), "emptying a share");
+        stream::iter(files)
+            .map(|file| async move { client.delete_file(share, &file).await })
+            .buffer_unordered(parallel)
+            .try_collect::<Vec<bool>>()
+            .await?;
+        // Listed parents first: reversed, every folder comes before its parent.
+        while !dirs.is_empty() {
+            let depth = dirs.last().map_or(0, |d| d.segments().count());
+            let split =
+                dirs.iter().rposition(|d| d.segments().count() != depth).map_or(0, |i| i + 1);
+            stream::iter(dirs.split_off(split))
+                .map(|dir| async move { client.delete_directory(share, &dir).await })
+                .buffer_unordered(parallel)
+                .try_collect::<Vec<bool>>()
+                .await?;
+        }
+        Ok(())
     }
 
     async fn upload(
@@ -436,9 +492,10 @@ impl Stager {
         {
             local_parent_dirs(workspace, local).await?;
             let permits = Semaphore::new(parallel);
-            download_file(client, &permits, parallel, share, remote, local, version.len).await?;
+            let got = download_whole(client, &permits, parallel, share, remote, local, version.len)
+                .await?;
             stats.files = 1;
-            stats.bytes = version.len;
+            stats.bytes = got.len;
             return Ok(stats);
         }
         // A folder: walk it level by level, listing in parallel.
@@ -490,8 +547,10 @@ impl Stager {
                 let permits = permits.clone();
                 let bytes = &bytes;
                 async move {
-                    download_file(client, &permits, parallel, share, &remote, &local, len).await?;
-                    bytes.fetch_add(len, Ordering::Relaxed);
+                    let got =
+                        download_whole(client, &permits, parallel, share, &remote, &local, len)
+                            .await?;
+                    bytes.fetch_add(got.len, Ordering::Relaxed);
                     Ok::<(), Error>(())
                 }
             })
@@ -503,10 +562,12 @@ impl Stager {
     }
 }
 
-/// Follows one file during a run. [`Watch::poll`] asks for the file's version and,
+/// Follows one file during a run. [`Watch::poll`] asks for the file's version
+/// (length, ETag and Last-Modified: a change that keeps the length is seen too) and,
 /// when it changed since the last poll, downloads the new contents to the local
 /// path (written beside it and renamed into place, so readers never see half a
-/// file).
+/// file). What is downloaded is one version of the file whole, even when the file
+/// grows or changes between the look and the download.
 #[derive(Debug)]
 pub struct Watch {
     stager: Stager,
@@ -521,37 +582,31 @@ impl Watch {
     pub async fn poll(&mut self) -> Result<bool, Error> {
         let version = match &self.stager.mode {
             Mode::Shares(client) => client.file_version(&self.share, &self.remote).await?,
-            Mode::Mounted { mount, .. } => {
-                mounted::version(&mount.join(self.remote.as_str())).await?
-            }
+            Mode::Mounted { mount, .. } => mounted::version(mount, &self.remote).await?,
         };
         let Some(version) = version else { return Ok(false) };
         if self.last.as_ref() == Some(&version) {
             return Ok(false);
         }
         let partial = partial_path(&self.local);
-        match &self.stager.mode {
+        let got = match &self.stager.mode {
             Mode::Shares(client) => {
                 let parallel = self.stager.config.parallel_requests.max(1);
                 let permits = Semaphore::new(parallel);
-                download_file(
-                    client,
-                    &permits,
-                    parallel,
-                    &self.share,
-                    &self.remote,
-                    &partial,
-                    version.len,
-                )
-                .await?;
+                let (share, remote) = (&self.share, &self.remote);
+                download_whole(client, &permits, parallel, share, remote, &partial, version.len)
+                    .await?
             }
             Mode::Mounted { mount, .. } => {
-                let source = mount.join(self.remote.as_str());
-                tokio::fs::copy(&source, &partial).await.map_err(|e| Error::io(&source, e))?;
+                match mounted::fetch(mount, &self.remote, &partial).await? {
+                    Some(got) => got,
+                    None => return Ok(false),
+                }
             }
-        }
+        };
         tokio::fs::rename(&partial, &self.local).await.map_err(|e| Error::io(&self.local, e))?;
-        self.last = Some(version);
+        // The version downloaded, which may be newer than the one looked at.
+        self.last = Some(got);
         Ok(true)
     }
 }
@@ -709,6 +764,46 @@ async fn read_at(
 /// Files up to this size come in one request; larger ones in parallel ranges.
 const SINGLE_GET: u64 = 2 * MAX_RANGE;
 
+/// How often a file that changes while its ranges are read is downloaded again.
+const CHANGED_ATTEMPTS: u32 = 3;
+
+/// Downloads a file into `local`, whole and of one version: when it changed while
+/// its ranges were read, it is looked at again and downloaded again. `len` is its
+/// length as last seen (in a listing or its properties). Gives the version
+/// downloaded.
+async fn download_whole(
+    client: &FileClient,
+    permits: &Semaphore,
+    parallel: usize,
+    share: &str,
+    remote: &RemotePath,
+    local: &Path,
+    len: u64,
+) -> Result<FileVersion, Error> {
+    let mut len = len;
+    for _ in 0..CHANGED_ATTEMPTS {
+        if let Some(got) =
+            download_file(client, permits, parallel, share, remote, local, len).await?
+        {
+            return Ok(got);
+        }
+        tracing::debug!(share, path = %remote, "the file changed while it was read; reading it again");
+        let _permit = permits.acquire().await.expect("never closed");
+        match client.file_version(share, remote).await? {
+            Some(version) => len = version.len,
+            None => {
+                return Err(Error::malformed("get file", remote.as_str(), "the file is gone"));
+            }
+        }
+    }
+    Err(Error::malformed("get file", remote.as_str(), "the file kept changing while it was read"))
+}
+
+/// Downloads a file into `local`: in one request when `len` (its length as last
+/// seen) is small, else in parallel ranges. Gives the version the bytes belong to:
+/// for one request the answer's own (so a file that grew since it was seen comes
+/// whole), for ranges the one they all came from; `None` when the ranges came from
+/// different versions (the file changed meanwhile, `local` is a mix).
 async fn download_file(
     client: &FileClient,
     permits: &Semaphore,
@@ -717,48 +812,59 @@ async fn download_file(
     remote: &RemotePath,
     local: &Path,
     len: u64,
-) -> Result<(), Error> {
+) -> Result<Option<FileVersion>, Error> {
     replace_local(local).await?;
     let file = tokio::fs::File::create(local).await.map_err(|e| Error::io(local, e))?;
-    if len == 0 {
-        return Ok(());
-    }
     if len <= SINGLE_GET {
         drop(file);
         let _permit = permits.acquire().await.expect("never closed");
-        return download_range(client, share, remote, local, 0, len, false).await;
+        return download_range(client, share, remote, local, None).await.map(Some);
     }
     file.set_len(len).await.map_err(|e| Error::io(local, e))?;
     drop(file);
     let ranges =
         (0..len).step_by(MAX_RANGE as usize).map(|offset| (offset, MAX_RANGE.min(len - offset)));
-    stream::iter(ranges)
-        .map(|(offset, size)| async move {
+    let versions: Vec<Option<FileVersion>> = stream::iter(ranges)
+        .map(|range| async move {
             let _permit = permits.acquire().await.expect("never closed");
-            download_range(client, share, remote, local, offset, size, true).await
+            match download_range(client, share, remote, local, Some(range)).await {
+                Ok(version) => Ok(Some(version)),
+                // The file shrank below this range meanwhile.
+                Err(e) if e.code() == Some("InvalidRange") => Ok(None),
+                Err(e) => Err(e),
+            }
         })
         .buffer_unordered(parallel)
-        .try_collect::<()>()
-        .await
+        .try_collect()
+        .await?;
+    let first = versions.first().cloned().flatten();
+    let same = first.as_ref().is_some_and(|first| {
+        first.len == len && versions.iter().all(|v| v.as_ref() == Some(first))
+    });
+    Ok(if same { first } else { None })
 }
 
-/// Streams `size` bytes at `offset` into the local file (the whole file unless
-/// `ranged`), trying again when the body breaks off.
+/// Streams the file, or `size` bytes of it at `offset` when `range` is
+/// `Some((offset, size))`, into the local file at the same offset, trying again
+/// when the body breaks off. Gives the version the answer came from.
 async fn download_range(
     client: &FileClient,
     share: &str,
     remote: &RemotePath,
     local: &Path,
-    offset: u64,
-    size: u64,
-    ranged: bool,
-) -> Result<(), Error> {
+    range: Option<(u64, u64)>,
+) -> Result<FileVersion, Error> {
     use tokio::io::AsyncSeekExt;
+    let offset = range.map_or(0, |(offset, _)| offset);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let range = ranged.then_some((offset, offset + size - 1));
-        let mut response = client.get_file(share, remote, range).await?;
+        let asked = range.map(|(offset, size)| (offset, offset + size - 1));
+        let mut response = client.get_file(share, remote, asked).await?;
+        let version = answered_version(&response, range.is_some()).ok_or_else(|| {
+            Error::malformed("get file", remote.as_str(), "no Content-Length or Content-Range")
+        })?;
+        let size = range.map_or(version.len, |(_, size)| size);
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .open(local)
@@ -790,13 +896,33 @@ async fn download_range(
                 Err(e) => break Some(Error::network("get file", remote.as_str(), e)),
             }
         };
+        if range.is_none() {
+            // A whole file that is shorter now than in an earlier attempt.
+            file.set_len(written).await.map_err(|e| Error::io(local, e))?;
+        }
         file.flush().await.map_err(|e| Error::io(local, e))?;
         match broken {
-            None => return Ok(()),
+            None => return Ok(version),
             Some(error) if attempt >= 3 => return Err(error),
             Some(error) => tracing::debug!(%error, "retrying a broken download"),
         }
     }
+}
+
+/// The version a Get File answer comes from: its ETag and Last-Modified, and the
+/// file's whole length (from `Content-Range` for a range, else `Content-Length`).
+fn answered_version(response: &reqwest::Response, ranged: bool) -> Option<FileVersion> {
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+    let len = if ranged {
+        header("content-range")?.rsplit_once('/')?.1.trim().parse().ok()?
+    } else {
+        header("content-length")?.trim().parse().ok()?
+    };
+    Some(FileVersion {
+        len,
+        etag: header("etag").unwrap_or("").to_owned(),
+        last_modified: header("last-modified").unwrap_or("").to_owned(),
+    })
 }
 
 /// Makes sure nothing but a plain file (or nothing) is at `local`: a link left
@@ -851,8 +977,138 @@ fn unix_now() -> u64 {
 }
 
 /// Mounted mode: plain file operations on the host's mount of the share.
+///
+/// Every container of every run mounts that whole share, so any of them can leave a
+/// link in it, say `aci-worker-runs/<job> -> /etc`. Nothing here follows one: each
+/// folder on the way down from the mount is looked at with `symlink_metadata` and
+/// must be a real folder, files are created with `O_EXCL` (which never follows a link)
+/// and a file opened for reading must be the very file that `symlink_metadata` saw.
+/// The mount itself is the operator's choice and may be reached through a link.
 mod mounted {
+    use std::fs::{File, OpenOptions};
+    use std::io::ErrorKind;
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
+
+    /// The error for a link (or a file where a folder belongs) in the mount.
+    fn not_followed(path: &Path) -> Error {
+        Error::InvalidPath(format!(
+            "{} in the mounted share is a link or not what was expected there; \
+             mounted mode never follows links in the share",
+            path.display()
+        ))
+    }
+
+    fn missing(e: &std::io::Error) -> bool {
+        matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
+    }
+
+    /// The folder `path` below `mount`, every step of it a real folder; with
+    /// `create`, missing steps are made. `Ok(None)` when a step is missing and
+    /// `create` is false.
+    fn real_dir(mount: &Path, path: &RemotePath, create: bool) -> Result<Option<PathBuf>, Error> {
+        let mut current = mount.to_path_buf();
+        for name in path.segments() {
+            current.push(name);
+            match std::fs::symlink_metadata(&current) {
+                Ok(meta) if meta.is_dir() => continue,
+                Ok(_) => return Err(not_followed(&current)),
+                Err(e) if missing(&e) && !create => return Ok(None),
+                Err(e) if missing(&e) => {}
+                Err(e) => return Err(Error::io(&current, e)),
+            }
+            match std::fs::create_dir(&current) {
+                Err(e) if e.kind() != ErrorKind::AlreadyExists => {
+                    return Err(Error::io(&current, e));
+                }
+                // Made here or, meanwhile, by someone else: look again.
+                _ => match std::fs::symlink_metadata(&current) {
+                    Ok(meta) if meta.is_dir() => {}
+                    Ok(_) => return Err(not_followed(&current)),
+                    Err(e) => return Err(Error::io(&current, e)),
+                },
+            }
+        }
+        Ok(Some(current))
+    }
+
+    /// Where `path` (not the root) is in the mount: its real parent folder joined with
+    /// its name. `Ok(None)` when a folder on the way is missing.
+    fn locate(mount: &Path, path: &RemotePath, create: bool) -> Result<Option<PathBuf>, Error> {
+        let name = path.segments().last().unwrap_or_default();
+        Ok(real_dir(mount, &path.parent(), create)?.map(|parent| parent.join(name)))
+    }
+
+    /// Opens the file `path` of the mount (whose folders were checked) for reading.
+    /// `Ok(None)` when nothing or a folder is there; a link is refused, and so is a
+    /// file that is not the one `symlink_metadata` saw (swapped for a link since).
+    fn open_file(path: &Path) -> Result<Option<(File, std::fs::Metadata)>, Error> {
+        let seen = match std::fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if missing(&e) => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        if seen.is_dir() {
+            return Ok(None);
+        }
+        if !seen.is_file() {
+            return Err(not_followed(path));
+        }
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() || (meta.dev(), meta.ino()) != (seen.dev(), seen.ino()) {
+            return Err(not_followed(path));
+        }
+        Ok(Some((file, meta)))
+    }
+
+    /// Creates the file `path` of the mount (whose folders were checked) afresh: a
+    /// file there is replaced; a link, folder or anything else is refused.
+    fn create_file(path: &Path) -> Result<File, Error> {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() => match std::fs::remove_file(path) {
+                Err(e) if !missing(&e) => return Err(Error::io(path, e)),
+                _ => {}
+            },
+            Ok(_) => return Err(not_followed(path)),
+            Err(e) if missing(&e) => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+        // O_EXCL: a link put there since the look above fails the open.
+        OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| {
+            if e.kind() == ErrorKind::AlreadyExists {
+                not_followed(path)
+            } else {
+                Error::io(path, e)
+            }
+        })
+    }
+
+    /// Removes everything in the real folder `dir` (links are removed, never followed).
+    fn empty_dir(dir: &Path) -> Result<(), Error> {
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let path = entry.path();
+            let is_dir = entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir();
+            let removed =
+                if is_dir { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            match removed {
+                Err(e) if !missing(&e) => return Err(Error::io(&path, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::Config(format!("the mounted-mode copier stopped: {e}")))?
+    }
 
     pub(super) async fn publish(
         mount: &Path,
@@ -861,53 +1117,56 @@ mod mounted {
     ) -> Result<TransferStats, Error> {
         let mount = mount.to_path_buf();
         let locations = locations.to_vec();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut stats = TransferStats::default();
             let prefix = |volume: &VolumeName| {
                 locations.iter().find(|(v, _)| v == volume).map(|(_, l)| l.prefix.clone())
             };
+            // Each volume starts empty: nothing of an earlier attempt stays behind.
             for (_, location) in &locations {
-                let dir = mount.join(location.prefix.as_str());
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                let dir = real_dir(&mount, &location.prefix, true)?
+                    .expect("real_dir creates what is missing");
+                empty_dir(&dir)?;
             }
             for item in plan {
                 let base = prefix(&item.volume).expect("every planned volume has a location");
                 let remote = join_remote(&base, &item.remote)?;
-                let target = mount.join(remote.as_str());
                 match item.file {
                     None => {
-                        std::fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
+                        real_dir(&mount, &remote, true)?;
                         stats.folders += 1;
                     }
                     Some((source, _)) => {
-                        if let Some(parent) = target.parent() {
-                            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                        }
-                        let copied =
-                            std::fs::copy(&source, &target).map_err(|e| Error::io(&target, e))?;
+                        let target =
+                            locate(&mount, &remote, true)?.expect("locate creates what is missing");
+                        let mut input = File::open(&source).map_err(|e| Error::io(&source, e))?;
+                        let mut output = create_file(&target)?;
+                        stats.bytes += std::io::copy(&mut input, &mut output)
+                            .map_err(|e| Error::io(&target, e))?;
                         stats.files += 1;
-                        stats.bytes += copied;
                     }
                 }
             }
             Ok(stats)
         })
         .await
-        .map_err(|e| Error::Config(format!("the mounted-mode copier stopped: {e}")))?
     }
 
     pub(super) async fn collect(
-        source: &Path,
+        mount: &Path,
+        remote: &RemotePath,
         workspace: &Path,
         local: &Path,
     ) -> Result<TransferStats, Error> {
-        let source = source.to_path_buf();
+        let mount = mount.to_path_buf();
+        let remote = remote.clone();
         let workspace = workspace.to_path_buf();
         let local = local.to_path_buf();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut stats = TransferStats::default();
+            let Some(source) = locate(&mount, &remote, false)? else { return Ok(stats) };
             match std::fs::symlink_metadata(&source) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(stats),
+                Err(e) if missing(&e) => return Ok(stats),
                 Err(e) => return Err(Error::io(&source, e)),
                 Ok(_) => {}
             }
@@ -915,10 +1174,11 @@ mod mounted {
             Ok(stats)
         })
         .await
-        .map_err(|e| Error::Config(format!("the mounted-mode copier stopped: {e}")))?
     }
 
-    /// Copies a share folder or file back, never following a link on either side.
+    /// Copies a share folder or file back, never following a link on either side:
+    /// links in the share are left out with a warning, links in the workspace are
+    /// replaced.
     fn copy_back(
         source: &Path,
         workspace: &Path,
@@ -931,6 +1191,10 @@ mod mounted {
                 "{} is outside the workspace",
                 local.display()
             )));
+        }
+        if !meta.is_dir() && !meta.is_file() {
+            tracing::warn!(path = %source.display(), "not collected: not a file or folder");
+            return Ok(());
         }
         if let Ok(existing) = std::fs::symlink_metadata(local)
             && (existing.file_type().is_symlink() || (existing.is_file() && meta.is_dir()))
@@ -947,36 +1211,102 @@ mod mounted {
                 check_name(&name_text)?;
                 copy_back(&entry.path(), workspace, &local.join(&name), stats)?;
             }
-        } else if meta.is_file() {
+        } else {
+            let Some((mut input, _)) = open_file(source)? else { return Ok(()) };
             if let Some(parent) = local.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
             }
-            stats.bytes += std::fs::copy(source, local).map_err(|e| Error::io(local, e))?;
+            let mut output = File::create(local).map_err(|e| Error::io(local, e))?;
+            stats.bytes +=
+                std::io::copy(&mut input, &mut output).map_err(|e| Error::io(local, e))?;
             stats.files += 1;
-        } else {
-            tracing::warn!(path = %source.display(), "not collected: not a file or folder");
         }
         Ok(())
     }
 
-    pub(super) async fn version(path: &Path) -> Result<Option<FileVersion>, Error> {
-        match tokio::fs::symlink_metadata(path).await {
-            Ok(meta) if meta.is_file() => {
-                let modified = meta
-                    .modified()
-                    .ok()
-                    .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
-                Ok(Some(FileVersion {
-                    len: meta.len(),
-                    etag: format!("{modified:x}-{:x}", meta.len()),
-                    last_modified: modified.to_string(),
-                }))
-            }
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(path, e)),
+    fn version_of(meta: &std::fs::Metadata) -> FileVersion {
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        FileVersion {
+            len: meta.len(),
+            etag: format!("{modified:x}-{:x}", meta.len()),
+            last_modified: modified.to_string(),
         }
+    }
+
+    /// The version of the file `remote`, `None` when there is none (or a folder).
+    pub(super) async fn version(
+        mount: &Path,
+        remote: &RemotePath,
+    ) -> Result<Option<FileVersion>, Error> {
+        let mount = mount.to_path_buf();
+        let remote = remote.clone();
+        blocking(move || {
+            let Some(path) = locate(&mount, &remote, false)? else { return Ok(None) };
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_file() => Ok(Some(version_of(&meta))),
+                Ok(meta) if meta.is_dir() => Ok(None),
+                Ok(_) => Err(not_followed(&path)),
+                Err(e) if missing(&e) => Ok(None),
+                Err(e) => Err(Error::io(&path, e)),
+            }
+        })
+        .await
+    }
+
+    /// Copies the file `remote` to `local` (a link there is replaced, not written
+    /// through) and gives the version copied; `None` when the file is gone.
+    pub(super) async fn fetch(
+        mount: &Path,
+        remote: &RemotePath,
+        local: &Path,
+    ) -> Result<Option<FileVersion>, Error> {
+        let mount = mount.to_path_buf();
+        let remote = remote.clone();
+        let local = local.to_path_buf();
+        blocking(move || {
+            let Some(path) = locate(&mount, &remote, false)? else { return Ok(None) };
+            let Some((mut input, meta)) = open_file(&path)? else { return Ok(None) };
+            match std::fs::symlink_metadata(&local) {
+                Ok(existing) if !existing.is_dir() => {
+                    std::fs::remove_file(&local).map_err(|e| Error::io(&local, e))?;
+                }
+                _ => {}
+            }
+            let mut output = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&local)
+                .map_err(|e| Error::io(&local, e))?;
+            std::io::copy(&mut input, &mut output).map_err(|e| Error::io(&local, e))?;
+            Ok(Some(version_of(&meta)))
+        })
+        .await
+    }
+
+    /// Removes the job's folder; a link on the way there is refused, and a link in
+    /// its place is removed (never what it points to).
+    pub(super) async fn discard(mount: &Path, job: &JobId) -> Result<(), Error> {
+        let mount = mount.to_path_buf();
+        let runs = RemotePath::new(MOUNTED_RUNS).expect("a valid name");
+        let job = job.as_str().to_owned();
+        blocking(move || {
+            let Some(runs) = real_dir(&mount, &runs, false)? else { return Ok(()) };
+            let folder = runs.join(job);
+            let removed = match std::fs::symlink_metadata(&folder) {
+                Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&folder),
+                Ok(_) => std::fs::remove_file(&folder),
+                Err(e) => Err(e),
+            };
+            match removed {
+                Err(e) if !missing(&e) => Err(Error::io(folder, e)),
+                _ => Ok(()),
+            }
+        })
+        .await
     }
 }
 

@@ -16,6 +16,21 @@ fn child_text(node: roxmltree::Node<'_, '_>, name: &str) -> Option<String> {
     child(node, name).map(|n| n.text().unwrap_or("").to_owned())
 }
 
+/// The `Name` of a listed share, file or folder. Azure percent-encodes a name that
+/// XML 1.0 cannot carry and marks it `Encoded="true"`: such a name is decoded here
+/// (and, like any other, checked by whoever uses it as a path).
+fn entry_name(node: roxmltree::Node<'_, '_>) -> Result<Option<String>, String> {
+    let Some(name) = child(node, "Name") else { return Ok(None) };
+    let text = name.text().unwrap_or("");
+    if !name.attribute("Encoded").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok(Some(text.to_owned()));
+    }
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map(|decoded| Some(decoded.into_owned()))
+        .map_err(|_| format!("encoded name {text:?} is not UTF-8 once decoded"))
+}
+
 fn next_marker(root: roxmltree::Node<'_, '_>) -> Option<String> {
     child_text(root, "NextMarker").filter(|m| !m.is_empty())
 }
@@ -27,7 +42,7 @@ pub(crate) fn parse_share_list(text: &str) -> Result<Page<ShareItem>, String> {
     let mut items = Vec::new();
     if let Some(shares) = child(root, "Shares") {
         for share in shares.children().filter(|n| n.has_tag_name("Share")) {
-            let name = child_text(share, "Name").ok_or("a share without a name")?;
+            let name = entry_name(share)?.ok_or("a share without a name")?;
             let metadata = child(share, "Metadata")
                 .map(|m| {
                     m.children()
@@ -52,7 +67,7 @@ pub(crate) fn parse_dir_list(text: &str) -> Result<Page<DirEntry>, String> {
     let mut items = Vec::new();
     if let Some(entries) = child(root, "Entries") {
         for entry in entries.children().filter(roxmltree::Node::is_element) {
-            let name = child_text(entry, "Name").ok_or("an entry without a name")?;
+            let name = entry_name(entry)?.ok_or("an entry without a name")?;
             let file_len = match entry.tag_name().name() {
                 "File" => {
                     let len = child(entry, "Properties")
@@ -99,6 +114,28 @@ mod tests {
             parse_dir_list("<EnumerationResults><Entries/><NextMarker/></EnumerationResults>")
                 .unwrap();
         assert!(last.items.is_empty() && last.next_marker.is_none());
+    }
+
+    #[test]
+    fn decodes_encoded_names() {
+        let text = r#"<EnumerationResults><Entries>
+    <File><Name Encoded="true">a%01b%25c%20%C3%A9%EF%BF%BF</Name><Properties><Content-Length>1</Content-Length></Properties></File>
+    <Directory><Name Encoded="True">..%2F..%2Fx</Name><Properties/></Directory>
+    <File><Name Encoded="false">%41</Name><Properties><Content-Length>2</Content-Length></Properties></File>
+    <Directory><Name>%41</Name><Properties/></Directory>
+  </Entries><NextMarker/></EnumerationResults>"#;
+        let names: Vec<String> =
+            parse_dir_list(text).unwrap().items.into_iter().map(|e| e.name).collect();
+        // Decoded as they are: refusing `..`, `/` and control characters is for the
+        // caller that makes paths of them (`check_name`).
+        assert_eq!(names, ["a\u{1}b%c \u{e9}\u{ffff}", "../../x", "%41", "%41"]);
+        let bad = r#"<EnumerationResults><Entries><File><Name Encoded="true">%FF</Name>
+            <Properties><Content-Length>1</Content-Length></Properties></File></Entries></EnumerationResults>"#;
+        let Err(err) = parse_dir_list(bad) else { panic!("a name that is not UTF-8") };
+        assert!(err.contains("not UTF-8"), "{err}");
+        let shares = "<EnumerationResults><Shares><Share><Name Encoded=\"true\">run%2D1</Name>\
+                      </Share></Shares></EnumerationResults>";
+        assert_eq!(parse_share_list(shares).unwrap().items[0].name, "run-1");
     }
 
     #[test]

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 /// Which faults the emulator injects. The default injects none.
 ///
-/// Each request draws, in this order: throttled (`throttle_rate`), failed before
-/// anything happened (`error_rate`), failed after the operation was carried out
-/// (`after_rate`). Rates are fractions between 0 and 1; 1 hits every request.
+/// Each request draws, in this order: delayed (`latency_rate`, when there is a
+/// `latency`), throttled (`throttle_rate`), failed before anything happened
+/// (`error_rate`), failed after the operation was carried out (`after_rate`). Rates
+/// are fractions between 0 and 1; 1 hits every request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Faults {
     /// Fraction of requests answered `500 InternalError` or `503 ServerBusy` (drawn
@@ -22,8 +23,11 @@ pub struct Faults {
     /// `500 InternalError`, as when a response is lost: a retry meets the effect of
     /// the first attempt (for example `ShareAlreadyExists`).
     pub after_rate: f64,
-    /// Added to every request before it is handled.
+    /// Added to requests before they are handled: to every request, or to the
+    /// fraction `latency_rate` of them.
     pub latency: Duration,
+    /// Fraction of requests that wait `latency` (1, every request, by default).
+    pub latency_rate: f64,
     /// Seed of the generator that draws the faults; the same seed and the same
     /// sequence of requests give the same faults.
     pub seed: u64,
@@ -36,6 +40,7 @@ impl Default for Faults {
             throttle_rate: 0.0,
             after_rate: 0.0,
             latency: Duration::ZERO,
+            latency_rate: 1.0,
             seed: 0x5eed,
         }
     }
@@ -85,7 +90,11 @@ impl FaultInjector {
     pub(crate) fn plan(&self) -> Plan {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (faults, rng) = &mut *guard;
-        let mut plan = Plan { latency: faults.latency, ..Plan::default() };
+        let mut plan = Plan::default();
+        // A rate of 0 or 1 draws nothing, so the faults of a seed stay the same.
+        if !faults.latency.is_zero() && rng.hit(faults.latency_rate) {
+            plan.latency = faults.latency;
+        }
         if rng.hit(faults.throttle_rate) {
             plan.before = Some(Fault::Throttled);
         } else if rng.hit(faults.error_rate) {
@@ -163,6 +172,22 @@ mod tests {
         assert!((800..1200).contains(&errors), "{errors}");
         let after = first.iter().filter(|p| p.after.is_some()).count();
         assert!((150..450).contains(&after), "{after}");
+    }
+
+    #[test]
+    fn latency_for_all_or_some_requests() {
+        let latency = Duration::from_millis(7);
+        let all = plans(Faults { latency, ..Faults::default() }, 100);
+        assert!(all.iter().all(|p| p.latency == latency && p.before.is_none()));
+        let faults = Faults { latency, latency_rate: 0.3, seed: 11, ..Faults::default() };
+        let some = plans(faults, 1000);
+        let slow = some.iter().filter(|p| p.latency == latency).count();
+        assert!((200..400).contains(&slow), "{slow}");
+        assert!(some.iter().all(|p| p.latency.is_zero() || p.latency == latency));
+        // Without latency, the rate changes no other fault.
+        let throttled = Faults { throttle_rate: 0.5, seed: 5, ..Faults::default() };
+        let with_rate = Faults { latency_rate: 0.3, ..throttled.clone() };
+        assert_eq!(plans(throttled, 200), plans(with_rate, 200));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! ```text
 //! azure-emulator --data-dir DIR [--files-addr 127.0.0.1:10004] [--account A] [--key K]
 //!                [--error-rate R] [--throttle-rate R] [--after-rate R] [--latency-ms MS]
-//!                [--seed N]
+//!                [--latency-rate R] [--seed N]
 //!                [--arm-addr 127.0.0.1:10005 [--tls-dir DIR] [--instant] [--no-docker]
 //!                 [--tenant-id ID] [--client-id ID] [--client-secret S]
 //!                 [--subscription-id ID] [--resource-group RG]... [--location L]
@@ -62,9 +62,12 @@ struct Args {
     /// Fraction of requests carried out and then answered 500 InternalError.
     #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = rate)]
     after_rate: f64,
-    /// Delay added to every request, in milliseconds.
+    /// Delay added to requests, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     latency_ms: u64,
+    /// Fraction of requests delayed by --latency-ms (default: all).
+    #[arg(long, value_name = "RATE", default_value_t = 1.0, value_parser = rate)]
+    latency_rate: f64,
     /// Seed of the fault generator.
     #[arg(long, default_value_t = Faults::default().seed)]
     seed: u64,
@@ -191,6 +194,7 @@ async fn main() -> ExitCode {
             throttle_rate: args.throttle_rate,
             after_rate: args.after_rate,
             latency: Duration::from_millis(args.latency_ms),
+            latency_rate: args.latency_rate,
             seed: args.seed,
         },
     };

@@ -47,6 +47,28 @@ async fn requests_without_a_valid_signature_are_refused() {
     let answer = h.send_unsigned("GET", url(fake_sas), &[], vec![]).await;
     assert_eq!((answer.status, answer.code()), (403, Some("AuthenticationFailed")));
 
+    // Correctly signed account SAS tokens whose times no calendar holds.
+    for (st, se) in [
+        ("", "99999999999999999-01-01T00:00:00Z"),
+        ("9223372036854775807-12-31T23:59:59Z", "2099-01-01T00:00:00Z"),
+        ("", "+18446744073709551615-01-01"),
+    ] {
+        let text =
+            format!("{}\nrl\nf\nsco\n{st}\n{se}\n\n\n{}\n\n", h.key.account(), common::VERSION);
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let sig = enc(&h.key.sign(&text));
+        let start = if st.is_empty() { String::new() } else { format!("&st={}", enc(st)) };
+        let sas = format!(
+            "/?comp=list&sv={}&ss=f&srt=sco&sp=rl{start}&se={}&sig={sig}",
+            common::VERSION,
+            enc(se)
+        );
+        let answer = h.send_unsigned("GET", url(&sas), &[], vec![]).await;
+        assert_eq!((answer.status, answer.code()), (403, Some("AuthenticationFailed")), "{se}");
+    }
+
     // HEAD: the error code in the header, no body.
     let answer = h.send_unsigned("HEAD", url("/share/file"), &[], vec![]).await;
     assert_eq!((answer.status, answer.code()), (403, Some("AuthenticationFailed")));
@@ -185,6 +207,12 @@ async fn shares_keep_their_properties_outside_their_directory() {
     assert!(created.header("etag").is_some() && created.header("last-modified").is_some());
     let again = h.send("PUT", "/run-1?restype=share", &[], vec![]).await;
     assert_eq!((again.status, again.code()), (409, Some("ShareAlreadyExists")));
+    for quota in ["0", "102401", "18446744073709551615", "18446744073709551616", "-1"] {
+        let answer =
+            h.send("PUT", "/run-2?restype=share", &[("x-ms-share-quota", quota)], vec![]).await;
+        assert_eq!((answer.status, answer.code()), (400, Some("InvalidHeaderValue")), "{quota}");
+    }
+    assert!(!h.emulator.share_dir("run-2").exists());
 
     let props = h.send("HEAD", "/run-1?restype=share", &[], vec![]).await;
     assert_eq!(props.status, 200);
@@ -244,6 +272,34 @@ async fn files_are_sized_written_and_read_by_range() {
     assert_eq!(cleared.status, 201);
     assert_eq!(fs::read(&path).unwrap(), b"\0\0a\0\0d\0\0\0\0");
 
+    // Ranges at the edge of u64: refused as Azure refuses them, nothing written, and
+    // the service still answers afterwards.
+    let max = u64::MAX.to_string();
+    let whole_u64 = format!("bytes=0-{max}");
+    let last_byte = format!("bytes={max}-{max}");
+    let beyond_u64 = format!("bytes=0-{}", u128::from(u64::MAX) + 1);
+    let cases: [(&str, &str, (u16, &str)); 6] = [
+        (&whole_u64, "update", (400, "InvalidHeaderValue")),
+        (&whole_u64, "clear", (400, "InvalidHeaderValue")),
+        (&last_byte, "update", (416, "InvalidRange")),
+        (&last_byte, "clear", (416, "InvalidRange")),
+        (&beyond_u64, "update", (400, "InvalidHeaderValue")),
+        ("bytes=9223372036854775807-18446744073709551614", "clear", (416, "InvalidRange")),
+    ];
+    for (range, write, expected) in cases {
+        let headers = [("x-ms-range", range), ("x-ms-write", write)];
+        let body = if write == "update" { b"a".to_vec() } else { vec![] };
+        let answer = h.send("PUT", "/box/f?comp=range", &headers, body).await;
+        assert_eq!((answer.status, answer.code().unwrap()), expected, "{range} {write}");
+    }
+    assert_eq!(fs::read(&path).unwrap(), b"\0\0a\0\0d\0\0\0\0");
+    let huge = [("x-ms-range", whole_u64.as_str())];
+    let whole = h.send("GET", "/box/f", &huge, vec![]).await;
+    assert_eq!((whole.status, whole.header("content-range")), (206, Some("bytes 0-9/10")));
+    let from_max = [("x-ms-range", last_byte.as_str())];
+    let past = h.send("GET", "/box/f", &from_max, vec![]).await;
+    assert_eq!((past.status, past.code()), (416, Some("InvalidRange")));
+
     let whole = h.send("GET", "/box/f", &[], vec![]).await;
     assert_eq!(whole.status, 200);
     assert_eq!(whole.body, b"\0\0a\0\0d\0\0\0\0");
@@ -267,6 +323,12 @@ async fn files_are_sized_written_and_read_by_range() {
     let create = [("x-ms-type", "file"), ("x-ms-content-length", "4398046511105")];
     let too_large = h.send("PUT", "/box/f", &create, vec![]).await;
     assert_eq!(too_large.status, 400);
+    for len in ["18446744073709551615", "18446744073709551616", "-1"] {
+        let create = [("x-ms-type", "file"), ("x-ms-content-length", len)];
+        let answer = h.send("PUT", "/box/f", &create, vec![]).await;
+        assert_eq!((answer.status, answer.code()), (400, Some("InvalidHeaderValue")), "{len}");
+    }
+    assert_eq!(fs::metadata(&path).unwrap().len(), 1 << 40);
 
     let no_parent = [("x-ms-type", "file"), ("x-ms-content-length", "1")];
     let orphan = h.send("PUT", "/box/none/f", &no_parent, vec![]).await;
@@ -331,6 +393,25 @@ async fn listings_escape_names_and_page_with_markers() {
     let prefixed =
         h.send("GET", "/box?restype=directory&comp=list&prefix=%C3%A9", &[], vec![]).await;
     assert_eq!(entry_names(&prefixed.text()), ["\u{e9}t\u{e9}"]);
+    // maxresults beyond any integer type is capped or refused, never a crash.
+    let all = h
+        .send(
+            "GET",
+            "/box?restype=directory&comp=list&maxresults=18446744073709551615",
+            &[],
+            vec![],
+        )
+        .await;
+    assert_eq!(all.status, 200, "{}", all.text());
+    assert_eq!(entry_names(&all.text()), expected);
+    for bad in ["18446744073709551616", "-1", "0"] {
+        let answer = h
+            .send("GET", &format!("/box?restype=directory&comp=list&maxresults={bad}"), &[], vec![])
+            .await;
+        assert_eq!(answer.status, 400, "{bad}: {}", answer.text());
+    }
+    let shares = h.send("GET", "/?comp=list&maxresults=18446744073709551615", &[], vec![]).await;
+    assert_eq!(shares.status, 200, "{}", shares.text());
     let missing = h.send("GET", "/box/nope?restype=directory&comp=list", &[], vec![]).await;
     assert_eq!((missing.status, missing.code()), (404, Some("ResourceNotFound")));
     h.emulator.shutdown().await;

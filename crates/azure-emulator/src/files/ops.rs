@@ -506,8 +506,15 @@ impl Call<'_> {
     }
 
     async fn put_range(&self, body: &mut Option<Body>) -> Result<Response> {
-        let (start, end) = match self.range()? {
-            Some(ByteRange { start, end: Some(end), .. }) => (start, end),
+        let (start, end, len) = match self.range()? {
+            // `range` makes sure that `end >= start`; the length of `bytes=0-<u64::MAX>`
+            // is one more than any u64, a value Azure's 64-bit ranges cannot hold.
+            Some(ByteRange { start, end: Some(end), header }) => {
+                match (end - start).checked_add(1) {
+                    Some(len) => (start, end, len),
+                    None => return Err(StorageError::invalid_header(header)),
+                }
+            }
             Some(range) => return Err(StorageError::invalid_header(range.header)),
             None => return Err(StorageError::missing_header("x-ms-range")),
         };
@@ -529,7 +536,6 @@ impl Call<'_> {
             Some(Ok(n)) => n,
             Some(Err(_)) => return Err(StorageError::invalid_header("Content-Length")),
         };
-        let len = end - start + 1;
         if clear && content_length != 0 {
             return Err(StorageError::invalid_header("Content-Length"));
         }
