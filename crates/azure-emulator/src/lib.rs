@@ -243,7 +243,8 @@
 //!   answers `200` with the group's last state; `204` when there is no such group.
 //! - `POST …/stop`: `204` once the containers are gone; those still alive are reported
 //!   `Terminated`, exit code 137, `detailStatus` `Killed`, with a `Killing` event,
-//!   and the group `Stopped`.
+//!   and the group `Stopped` (unless a fault makes the stop forget the containers,
+//!   below).
 //! - `GET …/containers/{container}/logs[?tail=N]`: `{"content":…}`, the container's
 //!   stdout followed by its stderr (not interleaved), the last 4 MiB at most.
 //!
@@ -285,17 +286,21 @@
 //!
 //! [`ArmFaults`] (set at start in [`ArmConfig::faults`] or any time with
 //! [`Emulator::set_arm_faults`]) counts down, so tests are deterministic: the next N
-//! ARM requests answered `429 TooManyRequests` with `Retry-After: 1`, or `500
-//! InternalServerError`; the next N GETs of one container group answered `500` while
-//! every other request works (an outage of reads); the next N container group PUTs
-//! (that pass validation)
-//! refused with `409 ContainerGroupQuotaReached` (ACI's message) or `503
+//! ARM requests answered `429 TooManyRequests` with `Retry-After` (1 s, or as set),
+//! or `500 InternalServerError`, all requests or only those of some methods (so that
+//! faults meant for PUTs or polls are not spent on a DELETE before them); the next N
+//! GETs of one container group answered `500` while every other request works (an
+//! outage of reads); the next N container group PUTs (that pass validation) refused
+//! with `409 ContainerGroupQuotaReached` (ACI's message) or `503
 //! ServiceUnavailable` ("The requested resource is not available in the location …
-//! at this moment …"); a provisioning delay before pulls; the next N Spot groups
-//! evicted once their containers run (containers `Terminated` with 137 and
-//! `detailStatus` `Evicted`, group `Stopped` with a `Warning` event named
+//! at this moment …"); PUTs of groups whose image matches a pattern refused at once
+//! with ACI's `400 InaccessibleImage`; a provisioning delay before pulls; the next N
+//! Spot groups evicted once their containers run (containers `Terminated` with 137
+//! and `detailStatus` `Evicted`, group `Stopped` with a `Warning` event named
 //! [`SPOT_EVICTION_EVENT`], the emulator's own name: ACI documents evictions, not
-//! their event); pulls of images matching a pattern failing. Token requests are never
+//! their event); pulls of images matching a pattern failing; the next N stops
+//! leaving the group `Stopped` without any instance view of its containers (ACI
+//! documents that a stop keeps no container state). Token requests are never
 //! faulted.
 //!
 //! ### Not covered
@@ -307,7 +312,8 @@
 //! restarts: every container runs once whatever the restart policy (real Spot groups
 //! are restarted after an eviction; the emulator's stay `Stopped`). Real ACI can
 //! refuse a PUT at once when it cannot reach an image (`InaccessibleImage`); the
-//! emulator always fails the pull asynchronously. A group's logs interleave nothing:
+//! emulator does so only when told to ([`ArmFaults::inaccessible_images`]), and
+//! otherwise fails the pull asynchronously. A group's logs interleave nothing:
 //! stdout, then stderr.
 
 mod arm;

@@ -333,6 +333,93 @@ async fn injected_faults_are_counted_down() {
 }
 
 #[tokio::test]
+async fn request_faults_can_be_kept_for_some_methods_and_say_how_long_to_wait() {
+    let arm = Arm::instant().await;
+    let body = group_body(vec![container("main", &busybox(), &["true"])]);
+    arm.emulator().set_arm_faults(ArmFaults {
+        throttle: 1,
+        throttle_retry_after_secs: 7,
+        server_errors: 1,
+        fault_methods: vec!["put".to_owned()],
+        ..ArmFaults::default()
+    });
+    // Requests of other methods go through and use up nothing...
+    assert_eq!(arm.call("GET", &arm.groups_path(), None).await.status, 200);
+    assert_eq!(arm.call("DELETE", &arm.group_path("g1"), None).await.status, 204);
+    assert_eq!(arm.emulator().arm_faults().throttle, 1);
+    // ...and PUTs meet the faults, in order.
+    let throttled = arm.put_group("g1", &body).await;
+    assert_eq!((throttled.status, throttled.code()), (429, "TooManyRequests"));
+    assert_eq!(throttled.header("retry-after"), Some("7"));
+    let failed = arm.put_group("g1", &body).await;
+    assert_eq!((failed.status, failed.code()), (500, "InternalServerError"));
+    assert_eq!(arm.put_group("g1", &body).await.status, 201);
+    let left = arm.emulator().arm_faults();
+    assert_eq!((left.throttle, left.server_errors), (0, 0));
+}
+
+#[tokio::test]
+async fn an_inaccessible_image_is_refused_at_put() {
+    let arm = Arm::instant().await;
+    arm.emulator().set_arm_faults(ArmFaults {
+        inaccessible_images: vec!["private-image".to_owned()],
+        ..ArmFaults::default()
+    });
+    let image = "127.0.0.1:5000/private-image:1";
+    let body = group_body(vec![
+        container("first", &busybox(), &["true"]),
+        container("second", image, &["true"]),
+    ]);
+    // Validation comes first.
+    assert_eq!(arm.put_group("Bad", &body).await.code(), "InvalidContainerGroupName");
+    let refused = arm.put_group("private", &body).await;
+    assert_eq!((refused.status, refused.code()), (400, "InaccessibleImage"));
+    assert_eq!(
+        refused.body["error"]["message"],
+        format!(
+            "The image '{image}' in container group 'private' is not accessible. Please check \
+             the image and registry credential."
+        )
+    );
+    // Nothing was created; a group of other images is.
+    assert_eq!(arm.call("GET", &arm.group_path("private"), None).await.status, 404);
+    let other = group_body(vec![container("main", &busybox(), &["true"])]);
+    assert_eq!(arm.put_group("public", &other).await.status, 201);
+}
+
+#[tokio::test]
+async fn a_stop_can_forget_the_containers() {
+    // Docker-backed, but held Pending for an hour: no container ever starts.
+    let arm = Arm::start(|c| {
+        c.faults = ArmFaults {
+            provisioning_delay: Duration::from_secs(3600),
+            stops_forgetting_containers: 1,
+            ..ArmFaults::default()
+        };
+    })
+    .await;
+    let body = group_body(vec![container("main", &busybox(), &["true"])]);
+    for name in ["forgotten", "killed"] {
+        assert_eq!(arm.put_group(name, &body).await.status, 201);
+        let stop = arm.call("POST", &format!("{}/stop", arm.group_path(name)), None).await;
+        assert_eq!(stop.status, 204);
+    }
+    // The first stop kept no container state; the second, the usual one.
+    let forgotten = arm.get_group("forgotten").await;
+    assert_eq!(state(&forgotten), "Stopped");
+    assert!(view(&forgotten, 0).is_null(), "{forgotten:#}");
+    assert_eq!(forgotten["properties"]["containers"][0]["name"], "main");
+    let killed = arm.get_group("killed").await;
+    assert_eq!(state(&killed), "Stopped");
+    assert_eq!(view(&killed, 0)["currentState"]["exitCode"], KILLED_EXIT_CODE);
+    assert_eq!(arm.emulator().arm_faults().stops_forgetting_containers, 0);
+    for name in ["forgotten", "killed"] {
+        assert_eq!(arm.call("DELETE", &arm.group_path(name), None).await.status, 200);
+    }
+    arm.files.emulator.shutdown().await;
+}
+
+#[tokio::test]
 async fn read_errors_fail_gets_of_a_group_and_nothing_else() {
     let arm = Arm::instant().await;
     let body = group_body(vec![container("main", &busybox(), &["true"])]);

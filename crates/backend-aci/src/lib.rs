@@ -8,17 +8,50 @@
 //! those alone. Containers run argv exactly as given: under a fixed `/bin/sh`
 //! wrapper that takes every value as a positional argument (never splicing input
 //! into a shell string), changes to the working directory and sends stdout and
-//! stderr to files on a share; for an image without a shell the group is run again
-//! without the wrapper and the logs API supplies the output.
+//! stderr to files on a share; a program name starting with `-` is never read as an
+//! option of the wrapper's `exec`. For an image without a shell the group is run
+//! again without the wrapper, and a container with an empty argv runs without it
+//! from the start, with no command, so that its image's own entrypoint and command
+//! run: for both the logs API supplies the output (all of it in the stdout file),
+//! and the working directory is the image's own. Mounted mode needs the wrapper,
+//! and refuses an empty argv.
 //!
 //! The backend polls the group (quickly at first, then less often, honouring
 //! `Retry-After`), reports containers starting and exiting, follows watched files,
-//! stops the group at the time limit, brings writable folders and output back, and
-//! always deletes the group and its shares, also when the run future is dropped.
+//! stops the group at the time limit (counted from the containers' `startTime` as
+//! ACI reports it, and never slept past), brings writable folders and output back,
+//! and always deletes the group and its shares, also when the run future is
+//! dropped. A group that is over (`Succeeded`, `Failed`, `Stopped`, or a failed
+//! provisioning) ends the run even when its containers report no exit: `Succeeded`
+//! means every container exited with 0; otherwise a container without an exit code
+//! fails the job, saying that the group was stopped from outside or ended.
+//!
 //! ARM throttling and server errors are retried; quota and capacity errors are
-//! retried with backoff for a configured time; a Spot eviction is retried as
-//! Regular; validation errors fail at once with ARM's message; an image that cannot
-//! be pulled fails with ACI's event text.
+//! retried with backoff for a configured time; a Spot eviction (an event about it,
+//! or the group's state or a container's `detailStatus` saying so) is retried as
+//! Regular; a job that asks for a GPU runs as Regular even on a Spot backend (ACI
+//! takes no GPU in a Spot group); validation errors fail at once with ARM's
+//! message; an image that cannot be pulled fails as [`Error::ImageUnavailable`] with
+//! ACI's words, whether ACI refuses it at once (`InaccessibleImage`, a registry
+//! refusing the credentials) or reports a failed pull in the instance view.
+//!
+//! # Network
+//!
+//! `JobSpec.network = false` cannot be enforced: every ACI container group has
+//! outbound network access. The API (2023-05-01 and later) has two network
+//! settings, neither of which takes it away: `ipAddress` gives the group an address
+//! that others can connect to (the backend sends none, so nothing can reach the
+//! containers from outside), and `subnetIds` places the group in a virtual network,
+//! where a network security group could deny outbound traffic; the backend does not
+//! use it (that needs a virtual network, a subnet delegated to ACI and its rules
+//! made beforehand, outside the worker). The log says so once.
+//!
+//! # Orphans
+//!
+//! [`AciBackend::sweep_orphans`] removes this worker's groups and shares older than
+//! an age (what a crash left): it never touches a job this process is running,
+//! however old, goes on past a delete that fails, and reports what it removed and
+//! what it could not. It is safe to run periodically while jobs run.
 //!
 //! # Example
 //!
@@ -56,7 +89,9 @@ pub mod credentials;
 pub mod model;
 mod plan;
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use afs_staging::Stager;
@@ -146,13 +181,39 @@ impl AciConfig {
     }
 }
 
-/// What an orphan sweep removed.
+/// What an orphan sweep removed, and what it could not.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SweepReport {
     /// Container groups deleted.
     pub groups: Vec<String>,
     /// Shares deleted.
     pub shares: Vec<String>,
+    /// Old container groups left alone because this process is running their job.
+    pub running: Vec<String>,
+    /// Groups and shares that could not be deleted, and why; the next sweep tries
+    /// them again.
+    pub failures: Vec<SweepFailure>,
+}
+
+impl SweepReport {
+    /// How many groups and shares were deleted.
+    pub fn removed(&self) -> usize {
+        self.groups.len() + self.shares.len()
+    }
+
+    /// How many could not be.
+    pub fn failed(&self) -> usize {
+        self.failures.len()
+    }
+}
+
+/// A container group or share that an orphan sweep could not delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SweepFailure {
+    /// The group, or the share (`shares of JOB` when a job's shares went together).
+    pub name: String,
+    /// Why, in ARM's or Azure Files' words.
+    pub error: String,
 }
 
 /// Runs jobs on Azure Container Instances. Cheap to clone.
@@ -166,6 +227,10 @@ struct Inner {
     arm: ArmClient,
     stager: Stager,
     config: AciConfig,
+    /// The jobs this process runs, and those an orphan sweep is deleting.
+    claims: Arc<Claims>,
+    /// Whether the log has said that ACI cannot take the network away.
+    network_warned: AtomicBool,
 }
 
 /// How following a group ended.
@@ -178,7 +243,15 @@ enum Followed {
 impl AciBackend {
     /// A backend creating groups through `arm` and staging through `stager`.
     pub fn new(arm: ArmClient, stager: Stager, config: AciConfig) -> Self {
-        AciBackend { inner: Arc::new(Inner { arm, stager, config }) }
+        AciBackend {
+            inner: Arc::new(Inner {
+                arm,
+                stager,
+                config,
+                claims: Arc::default(),
+                network_warned: AtomicBool::new(false),
+            }),
+        }
     }
 
     /// The ARM client.
@@ -192,45 +265,94 @@ impl AciBackend {
     }
 
     /// The container group `run` would create first for `spec` (for inspection and
-    /// dry runs; nothing is sent).
+    /// dry runs; nothing is sent): every container under the wrapper, but for those
+    /// with an empty argv, which keep their image's entrypoint.
     pub fn container_group(&self, spec: &JobSpec) -> Result<ContainerGroup, Error> {
         spec.validate()?;
         let plan = Plan::new(spec)?;
-        let wrapped = vec![true; spec.containers.len()];
-        plan.group(
-            spec,
-            &self.inner.stager,
-            &self.inner.config,
-            self.inner.config.priority,
-            &wrapped,
-        )
+        self.group_of(spec, &plan, &plan.wrapped)
+    }
+
+    /// The container group of a rerun for images without `/bin/sh`: no container
+    /// under the wrapper, each running its argv (or its image's entrypoint) as it
+    /// is, with its output from the logs API (for inspection; nothing is sent).
+    /// Mounted mode needs the wrapper, and refuses.
+    pub fn container_group_without_wrapper(&self, spec: &JobSpec) -> Result<ContainerGroup, Error> {
+        spec.validate()?;
+        let plan = Plan::new(spec)?;
+        self.group_of(spec, &plan, &vec![false; spec.containers.len()])
+    }
+
+    fn group_of(
+        &self,
+        spec: &JobSpec,
+        plan: &Plan,
+        wrapped: &[bool],
+    ) -> Result<ContainerGroup, Error> {
+        let inner = &self.inner;
+        plan.group(spec, &inner.stager, &inner.config, inner.config.priority, wrapped)
     }
 
     /// Deletes this worker's container groups and shares older than `older_than`:
     /// what a crash or a lost connection left behind.
+    ///
+    /// The group and shares of a job this process is running stay, however old
+    /// (they are listed in [`SweepReport::running`]), and so do the shares of every
+    /// group that stays; a run that starts while the sweep deletes its job's
+    /// leftovers waits for it. A delete that fails is reported in
+    /// [`SweepReport::failures`] and the sweep goes on with the rest. Safe to call
+    /// again, and while jobs run; it fails only when the groups or shares cannot be
+    /// listed.
     pub async fn sweep_orphans(&self, older_than: Duration) -> Result<SweepReport, Error> {
         let inner = &self.inner;
         let now = unix_now();
         let mut report = SweepReport::default();
         let groups = inner.arm.list_groups().await.map_err(arm_error("list container groups"))?;
         // Jobs whose group stays: their shares are in use, however old.
-        let mut live = std::collections::HashSet::new();
+        let mut live = HashSet::new();
         for group in groups {
             let tags = group.tags.clone().unwrap_or_default();
             if tags.get(TAG_WORKER) != Some(&inner.config.worker) {
                 continue;
             }
+            let Some(name) = group.name.clone() else { continue };
+            let job = tags.get(TAG_JOB).cloned().unwrap_or_else(|| name.clone());
             let created = tags.get(TAG_CREATED).and_then(|c| c.parse::<u64>().ok());
             if created.is_none_or(|c| now.saturating_sub(c) < older_than.as_secs()) {
-                live.extend(tags.get(TAG_JOB).cloned());
+                live.insert(job);
                 continue;
             }
-            let Some(name) = group.name.clone() else { continue };
-            inner.arm.delete_group(&name).await.map_err(arm_error("delete container group"))?;
-            if let Some(job) = tags.get(TAG_JOB).and_then(|j| JobId::new(j.clone()).ok()) {
-                inner.stager.discard(&job).await.map_err(staging_error("delete shares"))?;
+            let _claim = match inner.claims.sweep(&job) {
+                Ok(claim) => claim,
+                Err(claim) => {
+                    if claim != Claim::Sweeping {
+                        report.running.push(name);
+                    }
+                    live.insert(job);
+                    continue;
+                }
+            };
+            if let Err(e) = inner.arm.delete_group(&name).await {
+                tracing::warn!(
+                    group = %name, error = %e,
+                    "orphan sweep: could not delete the container group"
+                );
+                report.failures.push(SweepFailure { name, error: e.to_string() });
+                // Its shares stay while it does.
+                live.insert(job);
+                continue;
             }
             report.groups.push(name);
+            if let Ok(id) = JobId::new(job.clone())
+                && let Err(e) = inner.stager.discard(&id).await
+            {
+                let error = compute::error_chain(&e);
+                tracing::warn!(
+                    job = %job, error = %error,
+                    "orphan sweep: could not delete the shares"
+                );
+                report.failures.push(SweepFailure { name: format!("shares of {job}"), error });
+            }
         }
         let shares = inner
             .stager
@@ -238,16 +360,25 @@ impl AciBackend {
             .await
             .map_err(staging_error("list shares"))?;
         for share in shares {
-            if share.job.as_ref().is_some_and(|job| live.contains(job)) {
-                continue;
-            }
-            let deleted = inner
-                .stager
-                .delete_share(&share.name)
-                .await
-                .map_err(staging_error("delete share"))?;
-            if deleted {
-                report.shares.push(share.name);
+            let _claim = match &share.job {
+                Some(job) if live.contains(job) => continue,
+                Some(job) => match inner.claims.sweep(job) {
+                    Ok(claim) => Some(claim),
+                    Err(_) => continue,
+                },
+                None => None,
+            };
+            match inner.stager.delete_share(&share.name).await {
+                Ok(true) => report.shares.push(share.name),
+                Ok(false) => {}
+                Err(e) => {
+                    let error = compute::error_chain(&e);
+                    tracing::warn!(
+                        share = %share.name, error = %error,
+                        "orphan sweep: could not delete the share"
+                    );
+                    report.failures.push(SweepFailure { name: share.name, error });
+                }
             }
         }
         Ok(report)
@@ -284,7 +415,7 @@ impl AciBackend {
                 }
             }
         }
-        let mut wrapped = vec![true; spec.containers.len()];
+        let mut wrapped = plan.wrapped.clone();
         let mut priority = inner.config.priority;
         let mut attempts = 0;
         let outcome = loop {
@@ -366,6 +497,9 @@ impl AciBackend {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
             };
+            if let Some(refused) = image_refusal(&error, group) {
+                return Err(refused);
+            }
             let Some(refusal) = Refusal::of(&error) else {
                 return Err(match error.status() {
                     Some(400 | 422) => {
@@ -383,8 +517,9 @@ impl AciBackend {
         }
     }
 
-    /// Polls the group until its containers are done, the deadline passes, it is
-    /// evicted, or an image turns out to have no shell.
+    /// Polls the group until its containers are done, the group ends otherwise
+    /// (stopped from outside, failed), the deadline passes, it is evicted, or an
+    /// image turns out to have no shell.
     async fn follow(
         &self,
         spec: &JobSpec,
@@ -395,6 +530,8 @@ impl AciBackend {
         let inner = &self.inner;
         let name = spec.id.as_str();
         let created = Instant::now();
+        // When the first container started, on this process's clock: from ACI's
+        // `startTime` when it tells, else when a poll first saw it running.
         let mut running_since: Option<Instant> = None;
         let mut interval = inner.config.poll_initial;
         let mut started = vec![false; spec.containers.len()];
@@ -411,7 +548,15 @@ impl AciBackend {
         // through an ARM outage too, with what was known before it.
         let mut last: Option<ContainerGroup> = None;
         loop {
-            tokio::time::sleep(interval).await;
+            // No pause runs past the deadline, or past the provisioning timeout.
+            let due = match running_since {
+                Some(since) => spec.time_limit.and_then(|limit| since.checked_add(limit)),
+                None => created.checked_add(inner.config.provisioning_timeout),
+            };
+            let pause = due.map_or(interval, |due| {
+                interval.min(due.saturating_duration_since(Instant::now()))
+            });
+            tokio::time::sleep(pause).await;
             interval = (interval * 3 / 2).min(inner.config.poll_max);
             let mut read_error = None;
             match inner.arm.get_group(name).await {
@@ -439,7 +584,9 @@ impl AciBackend {
                             events.emit(Event::Exited { container: c.name.clone(), exit_code });
                         }
                     }
-                    if running_since.is_none() && started.iter().any(|s| *s) {
+                    if let Some(at) = acis_start(&states, created) {
+                        running_since = Some(running_since.map_or(at, |since| since.min(at)));
+                    } else if running_since.is_none() && started.iter().any(|s| *s) {
                         running_since = Some(Instant::now());
                     }
                     poll_watches(&mut watches, events).await;
@@ -459,6 +606,10 @@ impl AciBackend {
                         && let Some(failure) = provisioning_failure(&group)
                     {
                         return Err(Error::platform("create container group", false, failure));
+                    }
+                    if let Some(state) = group_ended(&group) {
+                        let seen = Seen { started: &started, exited: &exited };
+                        return ended_early(spec, &group, states, seen, &state, events);
                     }
                     last = Some(group);
                 }
@@ -521,6 +672,89 @@ impl AciBackend {
             }
         }
     }
+}
+
+/// Which containers were reported started and exited so far.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    started: &'a [bool],
+    exited: &'a [bool],
+}
+
+/// The group ended while some of its containers had not reported an exit: done
+/// with what is known. ACI's `Succeeded` says that every container exited with 0;
+/// otherwise a container without an exit code fails the job, saying why.
+fn ended_early(
+    spec: &JobSpec,
+    group: &ContainerGroup,
+    mut states: Vec<Option<ContainerState>>,
+    seen: Seen<'_>,
+    state: &str,
+    events: &dyn EventSink,
+) -> Result<Followed, Error> {
+    let mut unknown = Vec::new();
+    for (i, c) in spec.containers.iter().enumerate() {
+        if seen.exited[i] {
+            continue;
+        }
+        if state == "Succeeded" {
+            let known = states[i].get_or_insert_with(ContainerState::default);
+            known.state = Some("Terminated".into());
+            known.exit_code = Some(0);
+            if !seen.started[i] {
+                events.emit(Event::Started { container: c.name.clone() });
+            }
+            events.emit(Event::Exited { container: c.name.clone(), exit_code: Some(0) });
+        } else {
+            unknown.push(c.name.as_str());
+            if seen.started[i] {
+                events.emit(Event::Exited { container: c.name.clone(), exit_code: None });
+            }
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(Followed::Done(outcome(spec, &states, false)));
+    }
+    let what = if state == "Stopped" {
+        "the container group was stopped from outside the worker".to_owned()
+    } else {
+        format!("the container group ended ({state})")
+    };
+    Err(Error::platform(
+        "run container group",
+        false,
+        format!(
+            "{what} before {} reported an exit code; ACI's events: {}",
+            unknown.join(", "),
+            group_events_text(group)
+        ),
+    ))
+}
+
+/// The state of a group that is over (`Succeeded`, `Failed`, `Stopped`, or a
+/// failed provisioning), or `None` while it may still run.
+fn group_ended(group: &ContainerGroup) -> Option<String> {
+    let state = group.properties.instance_view.as_ref().and_then(|v| v.state.as_deref());
+    if let Some(state @ ("Succeeded" | "Failed" | "Stopped")) = state {
+        return Some(state.to_owned());
+    }
+    (group.properties.provisioning_state.as_deref() == Some("Failed"))
+        .then(|| "its provisioning failed".to_owned())
+}
+
+/// When the first of the containers started according to ACI's `startTime`, on
+/// this process's clock; never before the group was created here (a clock that is
+/// ahead must not shorten the time limit), never after now.
+fn acis_start(states: &[Option<ContainerState>], created: Instant) -> Option<Instant> {
+    let earliest = states
+        .iter()
+        .flatten()
+        .filter(|s| matches!(s.state.as_deref(), Some("Running" | "Terminated")))
+        .filter_map(|s| s.start_time.as_deref().and_then(parse_time))
+        .min()?;
+    let ago = SystemTime::now().duration_since(earliest).unwrap_or_default();
+    let now = Instant::now();
+    Some(now.checked_sub(ago).map_or(created, |at| at.max(created)))
 }
 
 /// Reports the watched files that changed since the last poll.
@@ -612,6 +846,15 @@ impl ComputeBackend for AciBackend {
     ) -> BoxFuture<'a, compute::Result<Outcome>> {
         Box::pin(async move {
             spec.validate()?;
+            // While the job runs, an orphan sweep leaves its group and shares alone
+            // (and a sweep already deleting them finishes first).
+            let _claim = self.inner.claims.run(spec.id.as_str()).await;
+            if !spec.network && !self.inner.network_warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "ACI container groups always have outbound network access: jobs asking \
+                     for no network get it all the same"
+                );
+            }
             // A group or shares left by an earlier attempt of the same job (a worker
             // killed mid-run and restarted) go first: the run starts clean.
             self.cleanup_job(&spec.id).await?;
@@ -700,8 +943,14 @@ fn outcome(spec: &JobSpec, states: &[Option<ContainerState>], timed_out: bool) -
     Outcome { containers, timed_out }
 }
 
+/// An ISO 8601 time as ACI writes it, fractions of a second included.
 fn parse_time(text: &str) -> Option<SystemTime> {
-    afs_staging::auth::parse_iso8601(text).map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+    let secs = afs_staging::auth::parse_iso8601(text)?;
+    let nanos = text.split_once('.').map_or(0, |(_, fraction)| {
+        let digits: String = fraction.chars().take_while(char::is_ascii_digit).take(9).collect();
+        format!("{digits:0<9}").parse::<u32>().unwrap_or(0)
+    });
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
 fn spec_is_spot(group: &ContainerGroup) -> bool {
@@ -720,12 +969,50 @@ fn all_events(group: &ContainerGroup) -> impl Iterator<Item = &model::Event> {
     group_events.chain(container_events)
 }
 
+/// Whether the group was evicted: an event about it, the group's state, or a
+/// container's `detailStatus` (now or before a restart) says so. Only meaningful
+/// for Spot groups.
 fn evicted(group: &ContainerGroup) -> bool {
-    all_events(group).any(|e| {
-        let text =
-            format!("{} {}", e.name.as_deref().unwrap_or(""), e.message.as_deref().unwrap_or(""));
-        text.to_ascii_lowercase().contains("evict")
-    })
+    let says = |text: &str| text.to_ascii_lowercase().contains("evict");
+    let state = group.properties.instance_view.as_ref().and_then(|v| v.state.as_deref());
+    let mut details = group
+        .properties
+        .containers
+        .iter()
+        .filter_map(|c| c.properties.instance_view.as_ref())
+        .flat_map(|v| [&v.current_state, &v.previous_state])
+        .filter_map(|s| s.as_ref()?.detail_status.as_deref());
+    state.is_some_and(says)
+        || details.any(says)
+        || all_events(group).any(|e| {
+            says(e.name.as_deref().unwrap_or("")) || says(e.message.as_deref().unwrap_or(""))
+        })
+}
+
+/// ACI's refusal of a group at PUT for an image it cannot reach or pull, or a
+/// registry that refused the credentials (`InaccessibleImage`,
+/// `RegistryErrorResponse`, `…RegistryCredential…`): the image error, in ARM's
+/// words. The image is the one ARM's message names, else every image of the group.
+fn image_refusal(error: &ArmError, group: &ContainerGroup) -> Option<Error> {
+    let code = error.code()?;
+    let about_images = matches!(code, "InaccessibleImage" | "RegistryErrorResponse")
+        || code.contains("RegistryCredential");
+    if !about_images {
+        return None;
+    }
+    let reason = match error {
+        ArmError::Status { message: Some(message), .. } => format!("{message} ({code})"),
+        other => other.to_string(),
+    };
+    let mut images: Vec<&str> = Vec::new();
+    for c in &group.properties.containers {
+        if !images.contains(&c.properties.image.as_str()) {
+            images.push(&c.properties.image);
+        }
+    }
+    let named = images.iter().find(|image| reason.contains(&format!("'{image}'")));
+    let image = named.map_or_else(|| images.join(", "), |image| (*image).to_owned());
+    Some(Error::ImageUnavailable { image, reason })
 }
 
 fn container_events<'g>(group: &'g ContainerGroup, name: &str) -> Vec<&'g model::Event> {
@@ -804,6 +1091,79 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
     std::fs::write(path, bytes).map_err(|e| Error::platform("write output", false, e))
 }
 
+/// Which jobs this process runs, and which an orphan sweep is deleting: a sweep
+/// never deletes the group or shares of a job that runs here, and a run waits for
+/// a sweep that is deleting its job's leftovers.
+#[derive(Debug, Default)]
+struct Claims {
+    jobs: Mutex<HashMap<String, Claim>>,
+    released: tokio::sync::Notify,
+}
+
+/// What holds a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claim {
+    /// This many runs of it here.
+    Running(usize),
+    /// A sweep is deleting its group or shares.
+    Sweeping,
+}
+
+impl Claims {
+    fn jobs(&self) -> MutexGuard<'_, HashMap<String, Claim>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds `job` as running until the guard is dropped; waits while a sweep
+    /// deletes it.
+    async fn run(self: &Arc<Self>, job: &str) -> ClaimGuard {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before the look, so that no release is missed.
+            released.as_mut().enable();
+            if let Claim::Running(runs) =
+                self.jobs().entry(job.to_owned()).or_insert(Claim::Running(0))
+            {
+                *runs += 1;
+                return ClaimGuard { claims: Arc::clone(self), job: job.to_owned() };
+            }
+            released.await;
+        }
+    }
+
+    /// Holds `job` for deleting until the guard is dropped, or tells what holds it.
+    fn sweep(self: &Arc<Self>, job: &str) -> Result<ClaimGuard, Claim> {
+        let mut jobs = self.jobs();
+        if let Some(claim) = jobs.get(job) {
+            return Err(*claim);
+        }
+        jobs.insert(job.to_owned(), Claim::Sweeping);
+        Ok(ClaimGuard { claims: Arc::clone(self), job: job.to_owned() })
+    }
+}
+
+/// A run's or a sweep's hold on a job.
+#[derive(Debug)]
+struct ClaimGuard {
+    claims: Arc<Claims>,
+    job: String,
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        let mut jobs = self.claims.jobs();
+        match jobs.get_mut(&self.job) {
+            Some(Claim::Running(runs)) if *runs > 1 => *runs -= 1,
+            _ => {
+                jobs.remove(&self.job);
+            }
+        }
+        drop(jobs);
+        self.claims.released.notify_waiters();
+    }
+}
+
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -857,5 +1217,202 @@ mod tests {
 
         let invalid = refused(400, "InvalidContainerGroupName", "The name is invalid.");
         assert_eq!(Refusal::of(&invalid), None);
+    }
+
+    fn group(
+        priority: &str,
+        state: &str,
+        containers: &[(&str, Option<i64>, &str)],
+    ) -> ContainerGroup {
+        let json = serde_json::json!({
+            "name": "job",
+            "properties": {
+                "priority": priority,
+                "osType": "Linux",
+                "provisioningState": "Succeeded",
+                "instanceView": {"state": state, "events": []},
+                "containers": containers.iter().map(|(name, code, detail)| serde_json::json!({
+                    "name": name,
+                    "properties": {
+                        "image": "busybox",
+                        "resources": {"requests": {"cpu": 1, "memoryInGB": 1}},
+                        "instanceView": {"currentState": {
+                            "state": if code.is_some() { "Terminated" } else { "Running" },
+                            "exitCode": code,
+                            "startTime": "2024-05-01T10:00:00.250Z",
+                            "detailStatus": detail,
+                        }},
+                    },
+                })).collect::<Vec<_>>(),
+            },
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn an_eviction_is_recognised_without_an_event_about_it() {
+        // No event at all: the container's detailStatus says it.
+        let by_detail = group("Spot", "Stopped", &[("main", Some(137), "Evicted")]);
+        assert!(spec_is_spot(&by_detail) && evicted(&by_detail));
+        // Or the group's state does.
+        let by_state = group("Spot", "Evicted", &[("main", None, "")]);
+        assert!(evicted(&by_state));
+        // Or an event, as before.
+        let mut by_event = group("Spot", "Stopped", &[("main", Some(137), "Killed")]);
+        assert!(!evicted(&by_event));
+        by_event.properties.instance_view.as_mut().unwrap().events.push(model::Event {
+            name: Some("SpotContainerGroupEvicted".into()),
+            ..model::Event::default()
+        });
+        assert!(evicted(&by_event));
+        // A stop is no eviction; the follow loop asks only of Spot groups.
+        let stopped = group("Spot", "Stopped", &[("main", Some(137), "Killed")]);
+        assert!(!evicted(&stopped));
+        assert!(!spec_is_spot(&group("Regular", "Stopped", &[("main", Some(137), "Evicted")])));
+    }
+
+    #[test]
+    fn groups_that_are_over_are_told_apart_from_those_that_run() {
+        assert_eq!(group_ended(&group("Regular", "Running", &[])), None);
+        assert_eq!(group_ended(&group("Regular", "Pending", &[])), None);
+        for state in ["Succeeded", "Failed", "Stopped"] {
+            assert_eq!(group_ended(&group("Regular", state, &[])).as_deref(), Some(state));
+        }
+        let mut failed = group("Regular", "Running", &[]);
+        failed.properties.provisioning_state = Some("Failed".into());
+        assert!(group_ended(&failed).is_some());
+    }
+
+    fn job(names: &[&str]) -> JobSpec {
+        let mut spec =
+            JobSpec::new(JobId::new("job").unwrap(), std::path::PathBuf::from("/tmp/job"));
+        spec.containers = names
+            .iter()
+            .map(|n| {
+                compute::ContainerSpec::new(
+                    compute::ContainerName::new(*n).unwrap(),
+                    compute::ImageRef::parse("busybox").unwrap(),
+                    vec!["true".into()],
+                )
+            })
+            .collect();
+        spec
+    }
+
+    #[test]
+    fn a_group_over_without_exit_codes_ends_the_job_with_what_is_known() {
+        let spec = job(&["done", "running"]);
+        let seen = Seen { started: &[true, true], exited: &[true, false] };
+        let events = Mutex::new(Vec::new());
+        let sink = |e: Event| events.lock().unwrap().push(e);
+
+        // Stopped from outside: the container still running has no exit code.
+        let stopped =
+            group("Regular", "Stopped", &[("done", Some(0), "Completed"), ("running", None, "")]);
+        let states = container_states(&stopped, &spec);
+        let err = ended_early(&spec, &stopped, states, seen, "Stopped", &sink).err().unwrap();
+        let text = compute::error_chain(&err);
+        assert!(!err.is_transient(), "{text}");
+        assert!(text.contains("stopped from outside the worker before running reported"), "{text}");
+        assert_eq!(
+            events.lock().unwrap().as_slice(),
+            [Event::Exited { container: spec.containers[1].name.clone(), exit_code: None }]
+        );
+
+        // Succeeded: ACI says every container exited with 0.
+        let succeeded =
+            group("Regular", "Succeeded", &[("done", Some(0), "Completed"), ("running", None, "")]);
+        let states = container_states(&succeeded, &spec);
+        let Ok(Followed::Done(outcome)) =
+            ended_early(&spec, &succeeded, states, seen, "Succeeded", &sink)
+        else {
+            panic!("a succeeded group is done");
+        };
+        assert!(outcome.succeeded(), "{outcome:?}");
+        assert_eq!(outcome.containers[1].exit_code, Some(0));
+    }
+
+    #[test]
+    fn times_keep_their_fractions() {
+        let at = parse_time("2024-05-01T10:00:00.250Z").unwrap();
+        let whole = parse_time("2024-05-01T10:00:00Z").unwrap();
+        assert_eq!(at.duration_since(whole).unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_time("2024-05-01T10:00:00.1234567891234Z"),
+            whole.checked_add(Duration::from_nanos(123_456_789))
+        );
+        assert_eq!(parse_time("not a time"), None);
+    }
+
+    #[test]
+    fn the_deadline_counts_from_acis_start_time_but_never_before_the_group() {
+        let created = Instant::now();
+        // Started "long ago" by ACI's clock: no earlier than the group's creation.
+        let old = group("Regular", "Running", &[("main", None, "")]);
+        let spec = job(&["main"]);
+        assert_eq!(acis_start(&container_states(&old, &spec), created), Some(created));
+        // Started a while ago: that long before now.
+        let created = Instant::now().checked_sub(Duration::from_secs(3600)).unwrap_or(created);
+        let ago = SystemTime::now() - Duration::from_secs(600);
+        let mut recent = old.clone();
+        let secs = ago.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let state = recent.properties.containers[0].properties.instance_view.as_mut().unwrap();
+        state.current_state.as_mut().unwrap().start_time =
+            Some(afs_staging::auth::format_iso8601(secs));
+        let at = acis_start(&container_states(&recent, &spec), created).unwrap();
+        assert!(at.elapsed() >= Duration::from_secs(599), "{:?}", at.elapsed());
+        // Unknown start: nothing to tell.
+        let waiting = group("Regular", "Pending", &[]);
+        assert_eq!(acis_start(&container_states(&waiting, &spec), created), None);
+    }
+
+    #[test]
+    fn image_refusals_at_put_are_image_errors_in_arms_words() {
+        let body = group("Regular", "Running", &[("main", None, "")]);
+        let refused = refused(
+            400,
+            "InaccessibleImage",
+            "The image 'busybox' in container group 'job' is not accessible. Please check the \
+             image and registry credential.",
+        );
+        match image_refusal(&refused, &body) {
+            Some(Error::ImageUnavailable { image, reason }) => {
+                assert_eq!(image, "busybox");
+                assert!(
+                    reason.contains("is not accessible") && reason.contains("InaccessibleImage")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let invalid = refused_error(400, "InvalidContainerGroupName");
+        assert!(image_refusal(&invalid, &body).is_none());
+    }
+
+    fn refused_error(status: u16, code: &str) -> ArmError {
+        refused(status, code, "refused")
+    }
+
+    #[tokio::test]
+    async fn a_sweep_never_takes_a_running_job_and_a_run_waits_for_a_sweep() {
+        use futures_util::FutureExt as _;
+        let claims = Arc::new(Claims::default());
+        let running = claims.run("a").await;
+        assert_eq!(claims.sweep("a").err(), Some(Claim::Running(1)));
+        let twice = claims.run("a").await;
+        drop(running);
+        assert_eq!(claims.sweep("a").err(), Some(Claim::Running(1)));
+        drop(twice);
+
+        let sweeping = claims.sweep("a").unwrap();
+        assert_eq!(claims.sweep("a").err(), Some(Claim::Sweeping));
+        let mut run = Box::pin(claims.run("a"));
+        assert!((&mut run).now_or_never().is_none(), "a run started while a sweep deletes its job");
+        // Another job is not held up.
+        drop(claims.run("b").await);
+        drop(sweeping);
+        let running = run.await;
+        assert_eq!(claims.sweep("a").err(), Some(Claim::Running(1)));
+        drop(running);
+        assert!(claims.sweep("a").is_ok());
     }
 }

@@ -2,8 +2,16 @@
 //! it as the backend writes or reads. Unknown fields in responses are ignored, and
 //! every field the backend does not need is optional, so that newer API versions
 //! and the official examples read without error.
+//!
+//! The secrets a request carries (`secureValue`s, storage account keys, registry
+//! passwords) never show in `Debug` output: those fields print `[redacted]`.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+/// What `Debug` prints in place of a secret value.
+const REDACTED: &str = "[redacted]";
 
 /// A container group: the request body of a PUT and the body of a GET.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -89,7 +97,8 @@ pub struct ContainerProperties {
 }
 
 /// An environment variable; a secret one has `secureValue` instead of `value`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// `Debug` never shows the secure value.
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentVariable {
     /// Its name.
@@ -100,6 +109,16 @@ pub struct EnvironmentVariable {
     /// A value ACI never shows again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_value: Option<String>,
+}
+
+impl fmt::Debug for EnvironmentVariable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvironmentVariable")
+            .field("name", &self.name)
+            .field("value", &self.value)
+            .field("secure_value", &self.secure_value.as_ref().map(|_| REDACTED))
+            .finish()
+    }
 }
 
 /// `resources` of a container.
@@ -156,8 +175,8 @@ pub struct Volume {
     pub azure_file: Option<AzureFileVolume>,
 }
 
-/// An Azure File share as a volume.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// An Azure File share as a volume. `Debug` never shows the account key.
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AzureFileVolume {
     /// The share.
@@ -172,8 +191,19 @@ pub struct AzureFileVolume {
     pub storage_account_key: Option<String>,
 }
 
-/// A private registry login.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+impl fmt::Debug for AzureFileVolume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureFileVolume")
+            .field("share_name", &self.share_name)
+            .field("read_only", &self.read_only)
+            .field("storage_account_name", &self.storage_account_name)
+            .field("storage_account_key", &self.storage_account_key.as_ref().map(|_| REDACTED))
+            .finish()
+    }
+}
+
+/// A private registry login. `Debug` never shows the password.
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct RegistryCredential {
     /// The registry host.
     pub server: String,
@@ -183,6 +213,16 @@ pub struct RegistryCredential {
     /// The password (requests only; never returned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+}
+
+impl fmt::Debug for RegistryCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryCredential")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .finish()
+    }
 }
 
 /// The group's instance view.

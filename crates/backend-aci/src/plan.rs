@@ -26,6 +26,14 @@ const LOGS_VOLUME: &str = "logs";
 /// into place, and runs argv with stdout and stderr going to files on a share. Its
 /// parameters arrive as positional arguments, never spliced into the script:
 /// `STDOUT STDERR WORKDIR NLINKS [SOURCE TARGET]... ARGV...`.
+///
+/// A program name starting with `-` must not be read as an option of `exec`: bash
+/// takes `-a NAME`, `-c` and `-l` there and busybox ash takes `-a NAME`, and
+/// `exec -- "$@"` is no way out, since dash (Debian's `/bin/sh`) runs a program
+/// named `--` instead. Such an argv is run as a plain command, whose first word is
+/// always the program, with the same `PATH` lookup; the shell then waits for it and
+/// exits with its status. Every other argv is `exec`ed, so that the program is the
+/// container's main process.
 pub(crate) const WRAPPER: &str = r#"o=$1 e=$2 w=$3 n=$4
 shift 4
 while [ "$n" -gt 0 ]; do
@@ -34,6 +42,9 @@ while [ "$n" -gt 0 ]; do
   n=$((n - 1))
 done
 if [ -n "$w" ]; then cd "$w" || exit 125; fi
+case $1 in
+  -*) "$@" >"$o" 2>"$e"; exit ;;
+esac
 exec "$@" >"$o" 2>"$e""#;
 
 /// The shell the wrapper needs in the image.
@@ -63,6 +74,9 @@ pub(crate) struct Plan {
     pub captures: Vec<Capture>,
     /// Watched files: workspace path, and where they are on the shares.
     pub watches: Vec<(WorkspacePath, VolumeName, RemotePath)>,
+    /// Whether each container starts under the wrapper: not with an empty argv,
+    /// which keeps the image's own entrypoint (the wrapper would replace it).
+    pub wrapped: Vec<bool>,
 }
 
 impl Plan {
@@ -120,7 +134,8 @@ impl Plan {
                 ),
             }
         }
-        Ok(Plan { volumes, logs, captures, watches })
+        let wrapped = spec.containers.iter().map(|c| !c.argv.is_empty()).collect();
+        Ok(Plan { volumes, logs, captures, watches, wrapped })
     }
 
     /// Every volume the run creates.
@@ -167,7 +182,8 @@ impl Plan {
     }
 
     /// The container group for one attempt. `wrapped[i]` says whether container
-    /// `i` runs under the shell wrapper.
+    /// `i` runs under the shell wrapper. A Spot group may not hold a container
+    /// that requests a GPU (ACI refuses it): a job with one runs as Regular.
     pub fn group(
         &self,
         spec: &JobSpec,
@@ -207,12 +223,21 @@ impl Plan {
 
         let mut containers = Vec::new();
         for (i, c) in spec.containers.iter().enumerate() {
-            let wrap = wrapped.get(i).copied().unwrap_or(true);
+            let wrap = wrapped.get(i).copied().unwrap_or(true) && !c.argv.is_empty();
             if mounted && !wrap {
-                return Err(Error::InvalidSpec(format!(
-                    "container {} has no {SHELL}; mounted mode needs one to reach its folders",
-                    c.name
-                )));
+                return Err(Error::InvalidSpec(if c.argv.is_empty() {
+                    format!(
+                        "container {} has an empty argv, which keeps its image's entrypoint: in \
+                         mounted mode the backend's {SHELL} wrapper must run first to put the \
+                         folders in place, and it cannot run an entrypoint it does not know",
+                        c.name
+                    )
+                } else {
+                    format!(
+                        "container {} has no {SHELL}; mounted mode needs one to reach its folders",
+                        c.name
+                    )
+                }));
             }
             let mut mounts = Vec::new();
             let mut links: Vec<String> = Vec::new();
@@ -273,9 +298,10 @@ impl Plan {
                 if c.workdir.is_some() {
                     tracing::warn!(
                         container = %c.name,
-                        "the image has no shell: the working directory is the image's own"
+                        "without the wrapper the working directory is the image's own"
                     );
                 }
+                // Empty: no command, so that the image's entrypoint and command run.
                 c.argv.clone()
             };
             containers.push(Container {
@@ -306,6 +332,17 @@ impl Plan {
                 password: Some(r.password.expose().to_owned()),
             })
             .collect();
+        let gpu =
+            spec.containers.iter().any(|c| c.resources.gpu.as_ref().is_some_and(|g| g.count > 0));
+        let priority = if priority == Priority::Spot && gpu {
+            tracing::info!(
+                job = %spec.id,
+                "ACI takes no GPU in a Spot group: running it as Regular"
+            );
+            Priority::Regular
+        } else {
+            priority
+        };
         Ok(ContainerGroup {
             id: None,
             name: None,
@@ -358,4 +395,206 @@ fn requests(c: &ContainerSpec, config: &AciConfig) -> ResourceRequests {
         sku: g.sku.clone().unwrap_or_else(|| config.gpu_sku.clone()),
     });
     ResourceRequests { memory_in_gb, cpu, gpu }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use afs_staging::auth::SharedKey;
+    use afs_staging::{ClientConfig, Credential, FileClient, StagingConfig};
+    use compute::{ContainerName, EnvVar, Gpu, ImageRef, JobId, Mount, RegistryCredentials};
+
+    use super::*;
+
+    /// Secret values the group carries, each unlike anything else in it.
+    const ENV_SECRET: &str = "env-secret-0b9e4c";
+    const REGISTRY_PASSWORD: &str = "registry-password-77f1d2";
+    /// Base64 of "storage-account-key-3a5f".
+    const ACCOUNT_KEY: &str = "c3RvcmFnZS1hY2NvdW50LWtleS0zYTVm";
+
+    fn stager() -> Stager {
+        let key = SharedKey::new("storageacct", ACCOUNT_KEY).unwrap();
+        let files = FileClient::new(ClientConfig::new(
+            "https://storageacct.file.core.windows.net",
+            Credential::SharedKey(key),
+        ))
+        .unwrap();
+        Stager::shares(files, StagingConfig::default())
+    }
+
+    fn spec(workspace: &Path, argv: &[&str]) -> JobSpec {
+        let mut spec = JobSpec::new(JobId::new("plan-job").unwrap(), workspace.to_path_buf());
+        spec.registry = Some(RegistryCredentials {
+            server: "registry.example".into(),
+            username: "puller".into(),
+            password: REGISTRY_PASSWORD.into(),
+        });
+        let mut c = ContainerSpec::new(
+            ContainerName::new("main").unwrap(),
+            ImageRef::parse("registry.example/team/model:1").unwrap(),
+            argv.iter().map(|a| (*a).to_owned()).collect(),
+        );
+        c.env = vec![EnvVar::plain("PLAIN", "visible"), EnvVar::secret("TOKEN", ENV_SECRET)];
+        c.mounts = vec![Mount::rw(
+            WorkspacePath::new("out").unwrap(),
+            compute::ContainerPath::new("/out").unwrap(),
+        )];
+        c.stdout = Some(WorkspacePath::new("logs/main.stdout").unwrap());
+        spec.containers = vec![c];
+        spec
+    }
+
+    fn group(spec: &JobSpec, priority: Priority) -> ContainerGroup {
+        let plan = Plan::new(spec).unwrap();
+        let config = AciConfig::new("westeurope", "worker-1");
+        plan.group(spec, &stager(), &config, priority, &plan.wrapped).unwrap()
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let workspace = tempfile::tempdir().unwrap();
+        let group = group(&spec(workspace.path(), &["python", "run.py"]), Priority::Regular);
+        // The secrets are in the body ACI gets...
+        let body = serde_json::to_string(&group).unwrap();
+        for secret in [ENV_SECRET, REGISTRY_PASSWORD, ACCOUNT_KEY] {
+            assert!(body.contains(secret), "{secret} is not in the request body");
+        }
+        // ...and never in Debug output, of the group or of its parts.
+        let props = &group.properties;
+        let texts = [
+            format!("{group:?}"),
+            format!("{group:#?}"),
+            format!("{:?}", props.containers[0].properties.environment_variables),
+            format!("{:?}", props.volumes),
+            format!("{:?}", props.image_registry_credentials),
+        ];
+        for text in &texts {
+            for secret in [ENV_SECRET, REGISTRY_PASSWORD, ACCOUNT_KEY] {
+                assert!(!text.contains(secret), "{secret} shows in {text}");
+            }
+            assert!(text.contains("[redacted]"), "{text}");
+        }
+        // What is not secret still shows.
+        assert!(texts[0].contains("visible") && texts[0].contains("storageacct"), "{}", texts[0]);
+        assert!(texts[0].contains("puller"), "{}", texts[0]);
+    }
+
+    #[test]
+    fn an_empty_argv_keeps_the_image_entrypoint() {
+        let workspace = tempfile::tempdir().unwrap();
+        let spec = spec(workspace.path(), &[]);
+        assert_eq!(Plan::new(&spec).unwrap().wrapped, vec![false]);
+        let group = group(&spec, Priority::Regular);
+        let container = &group.properties.containers[0].properties;
+        // No command: ACI runs the image's entrypoint and command.
+        assert!(container.command.is_empty(), "{:?}", container.command);
+        let body = serde_json::to_value(&group).unwrap();
+        assert!(body["properties"]["containers"][0]["properties"].get("command").is_none());
+        // Nor the logs share, which only the wrapper writes to.
+        assert!(container.volume_mounts.iter().all(|m| m.mount_path != IO_MOUNT));
+
+        // Mounted mode needs the wrapper: refused, saying why.
+        let mount = tempfile::tempdir().unwrap();
+        let key = SharedKey::new("storageacct", ACCOUNT_KEY).unwrap();
+        let mounted = Stager::mounted(
+            mount.path().into(),
+            "share".into(),
+            Some(key),
+            StagingConfig::default(),
+        );
+        let plan = Plan::new(&spec).unwrap();
+        let config = AciConfig::new("westeurope", "worker-1");
+        let err = plan.group(&spec, &mounted, &config, Priority::Regular, &plan.wrapped);
+        match err {
+            Err(Error::InvalidSpec(text)) => assert!(text.contains("empty argv"), "{text}"),
+            other => panic!("expected InvalidSpec, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_spot_job_with_a_gpu_runs_as_regular() {
+        let workspace = tempfile::tempdir().unwrap();
+        let mut spec = spec(workspace.path(), &["true"]);
+        assert_eq!(group(&spec, Priority::Spot).properties.priority.as_deref(), Some("Spot"));
+        spec.containers[0].resources.gpu = Some(Gpu { count: 1, sku: None });
+        assert_eq!(group(&spec, Priority::Spot).properties.priority.as_deref(), Some("Regular"));
+        assert_eq!(group(&spec, Priority::Regular).properties.priority.as_deref(), Some("Regular"));
+    }
+
+    /// Runs the wrapper under `shell` with `argv`, output to files in `dir`, `PATH`
+    /// led by `dir`: the exit code and what the program wrote to stdout.
+    fn wrap(shell: &[&str], dir: &Path, argv: &[&str]) -> (Option<i32>, String) {
+        let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+        let _ = std::fs::remove_file(&out);
+        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+        let status = Command::new(shell[0])
+            .args(&shell[1..])
+            .args(["-c", WRAPPER, "aci-worker"])
+            .arg(&out)
+            .arg(&err)
+            .args(["", "0"])
+            .args(argv)
+            .env("PATH", path)
+            .status()
+            .unwrap();
+        (status.code(), std::fs::read_to_string(&out).unwrap_or_default())
+    }
+
+    fn found(program: &str) -> bool {
+        Command::new(program)
+            .arg("-c")
+            .arg("true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    #[test]
+    fn the_wrapper_never_reads_the_program_as_an_option_of_exec() {
+        let dir = tempfile::tempdir().unwrap();
+        // A program whose name starts with '-', found on PATH as any other.
+        let program = dir.path().join("-prog");
+        std::fs::write(&program, "#!/bin/sh\necho \"ran with $*\"\nexit 4\n").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        // bash and busybox ash read options of exec (`-a NAME`): the shells that
+        // matter here. dash is Debian's /bin/sh.
+        let mut shells: Vec<Vec<&str>> = vec![vec!["sh"]];
+        for candidate in [vec!["bash"], vec!["bash", "--posix"], vec!["busybox", "sh"]] {
+            let runs = match candidate.as_slice() {
+                ["busybox", ..] => Command::new("busybox")
+                    .args(["sh", "-c", "true"])
+                    .status()
+                    .is_ok_and(|s| s.success()),
+                _ => found(candidate[0]),
+            };
+            if runs {
+                shells.push(candidate);
+            }
+        }
+        assert!(shells.len() > 1, "neither bash nor busybox: nothing reads exec's options");
+        for shell in &shells {
+            // Plain argv: exec'ed, output captured, exit code passed on.
+            assert_eq!(
+                wrap(shell, dir.path(), &["echo", "a", "-a b"]),
+                (Some(0), "a -a b\n".into())
+            );
+            assert_eq!(wrap(shell, dir.path(), &["sh", "-c", "exit 7"]).0, Some(7), "{shell:?}");
+            // `-a x echo no`: a program named -a, not exec's -a option running echo.
+            assert_eq!(wrap(shell, dir.path(), &["-a", "x", "echo", "no"]), (Some(127), "".into()));
+            for name in ["-l", "-c", "-", "--"] {
+                assert_eq!(wrap(shell, dir.path(), &[name]).0, Some(127), "{shell:?} {name}");
+            }
+            // A program that really is named -prog runs, with its arguments.
+            assert_eq!(
+                wrap(shell, dir.path(), &["-prog", "-a", "x"]),
+                (Some(4), "ran with -a x\n".into()),
+                "{shell:?}"
+            );
+        }
+    }
 }

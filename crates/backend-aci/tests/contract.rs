@@ -412,21 +412,88 @@ fn every_body_the_backend_builds_validates() {
             StagingConfig::default(),
         ),
     ];
+    // A third container keeps its image's entrypoint (empty argv).
+    let mut with_entrypoint = spec.clone();
+    let mut own = with_entrypoint.containers[1].clone();
+    own.name = ContainerName::new("scorer").unwrap();
+    own.argv.clear();
+    own.stdout = Some(WorkspacePath::new("logs/scorer.stdout").unwrap());
+    with_entrypoint.containers.push(own);
     for stager in stagers {
         for priority in [Priority::Regular, Priority::Spot] {
-            let group = backend(stager.clone(), priority).container_group(&spec).unwrap();
+            let backend = backend(stager.clone(), priority);
+            let mounted = stager.is_mounted();
+            let group = backend.container_group(&spec).unwrap();
             let body = serde_json::to_value(&group).unwrap();
             let errors = validator.errors(&body);
             assert!(errors.is_empty(), "{errors:?}\n{body:#}");
-            check_body(&body, &spec, stager.is_mounted());
+            check_body(&body, &spec, mounted);
+
+            // The rerun for images without /bin/sh, and a container that keeps its
+            // entrypoint: mounted mode needs the wrapper for both.
+            let fallback = backend.container_group_without_wrapper(&spec);
+            let own = backend.container_group(&with_entrypoint);
+            if mounted {
+                for refused in [fallback, own] {
+                    let err = refused.unwrap_err();
+                    assert!(matches!(err, compute::Error::InvalidSpec(_)), "{err}");
+                }
+                continue;
+            }
+            let body = serde_json::to_value(fallback.unwrap()).unwrap();
+            let errors = validator.errors(&body);
+            assert!(errors.is_empty(), "{errors:?}\n{body:#}");
+            for (i, c) in spec.containers.iter().enumerate() {
+                check_unwrapped(&body, i, &c.argv);
+            }
+            let body = serde_json::to_value(own.unwrap()).unwrap();
+            let errors = validator.errors(&body);
+            assert!(errors.is_empty(), "{errors:?}\n{body:#}");
+            check_body(&body, &with_entrypoint, false);
+            check_unwrapped(&body, 2, &[]);
         }
     }
+}
+
+/// Container `i` of `body` runs `argv` as it is (no command when empty: the image's
+/// entrypoint), and does not mount the share the wrapper writes output to.
+fn check_unwrapped(body: &Value, i: usize, argv: &[String]) {
+    let container = &body["properties"]["containers"][i]["properties"];
+    match container.get("command") {
+        None => assert!(argv.is_empty(), "no command for {argv:?}"),
+        Some(command) => assert_eq!(command, &serde_json::json!(argv)),
+    }
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    assert!(mounts.iter().all(|m| m["mountPath"] != "/aci-worker-io"), "{container:#}");
+}
+
+#[test]
+fn a_spot_group_never_asks_for_a_gpu() {
+    let workspace = tempfile::tempdir().unwrap();
+    let mut spec = spec(workspace.path());
+    let files = FileClient::new(ClientConfig::new(
+        "https://storageacct.file.core.windows.net",
+        Credential::SharedKey(key()),
+    ))
+    .unwrap();
+    let spot = backend(Stager::shares(files, StagingConfig::default()), Priority::Spot);
+    let priority = |spec: &JobSpec| {
+        let body = serde_json::to_value(spot.container_group(spec).unwrap()).unwrap();
+        assert!(Validator::new().errors(&body).is_empty());
+        body["properties"]["priority"].as_str().unwrap().to_owned()
+    };
+    // The program asks for a GPU: ACI refuses that in a Spot group.
+    assert_eq!(priority(&spec), "Regular");
+    spec.containers[0].resources.gpu = None;
+    assert_eq!(priority(&spec), "Spot");
 }
 
 fn check_body(body: &Value, spec: &JobSpec, mounted: bool) {
     let props = &body["properties"];
     assert_eq!(props["restartPolicy"], "Never");
     assert_eq!(props["osType"], "Linux");
+    // The program asks for a GPU, which no Spot group may hold.
+    assert_eq!(props["priority"], "Regular");
     assert_eq!(body["tags"]["aci-worker-job"], spec.id.as_str());
     assert_eq!(body["tags"]["aci-worker-worker"], "worker-1");
     let created = body["tags"][backend_aci::TAG_CREATED].as_str().unwrap();

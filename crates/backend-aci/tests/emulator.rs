@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use afs_staging::auth::SharedKey;
 use afs_staging::{ClientConfig, Credential, FileClient, Stager, StagingConfig};
@@ -244,20 +244,20 @@ async fn the_provisioning_timeout_holds_while_arm_cannot_read_the_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_arm_finds_invalid_fails_at_once_with_arms_words() {
-    // ACI takes no GPU in a Spot group: a 400 the backend does not foresee.
-    let stack = stack(ArmFaults::default(), |c| c.priority = Priority::Spot).await;
+    // The same variable twice: a 400 the backend does not foresee.
+    let stack = stack(ArmFaults::default(), |_| {}).await;
     let mut c = shell("one", "true");
-    c.resources.gpu = Some(Gpu { count: 1, sku: None });
+    c.env = vec![compute::EnvVar::plain("TWICE", "a"), compute::EnvVar::plain("TWICE", "b")];
     let spec = job(&stack, "invalid", vec![c]);
     let before = stack.emulator.arm_requests();
     let err = stack.backend.run(&spec, &|_| {}).await.unwrap_err();
     let text = compute::error_chain(&err);
     assert!(matches!(err, compute::Error::InvalidSpec(_)), "{text}");
-    assert!(text.contains("400 SpotPriorityContainerGroupWithGPUResourcesNotSupported"), "{text}");
+    assert!(text.contains("400 InvalidEnvironmentVariable"), "{text}");
     assert!(
         text.contains(
-            "Spot Priority Container Groups that include containers requesting GPU resources \
-             are not supported."
+            "The environment variable name 'TWICE' of container 'one' is empty, invalid or \
+             used twice."
         ),
         "{text}"
     );
@@ -267,20 +267,144 @@ async fn a_group_arm_finds_invalid_fails_at_once_with_arms_words() {
     assert_nothing_left(&stack, "invalid").await;
 }
 
+/// Throttling and server errors for requests of one method.
+fn storm(method: &str) -> ArmFaults {
+    ArmFaults {
+        throttle: 2,
+        server_errors: 2,
+        fault_methods: vec![method.to_owned()],
+        ..ArmFaults::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_server_error_storms_are_waited_out() {
-    // Seven failed answers in a row: every call in the run retries through them.
-    let faults = ArmFaults { throttle: 3, server_errors: 4, ..ArmFaults::default() };
-    let stack = stack(faults, |_| {}).await;
+    // Four failed answers in a row for the PUT (the DELETE before it goes through),
+    // then, once the group exists, four for the polls.
+    let stack = stack(storm("PUT"), |_| {}).await;
     let mut c = shell("one", "echo fine > /out/fine.txt");
     c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
     let spec = job(&stack, "storm", vec![c]);
-    let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
+    let left_by_put = Mutex::new(None);
+    let sink = |event: Event| {
+        if matches!(event, Event::Created { .. }) {
+            *left_by_put.lock().unwrap() = Some(stack.emulator.arm_faults());
+            stack.emulator.set_arm_faults(storm("GET"));
+        }
+    };
+    let outcome = stack.backend.run(&spec, &sink).await.unwrap();
     assert!(outcome.succeeded(), "{outcome:?}");
     assert_eq!(read(stack.workspace.path(), "out/fine.txt"), "fine\n");
-    let left = stack.emulator.arm_faults();
-    assert_eq!((left.throttle, left.server_errors), (0, 0), "faults not met: {left:?}");
+    let put = left_by_put.lock().unwrap().clone().expect("the group was created");
+    assert_eq!((put.throttle, put.server_errors), (0, 0), "the PUT did not meet them: {put:?}");
+    let get = stack.emulator.arm_faults();
+    assert_eq!((get.throttle, get.server_errors), (0, 0), "the polls did not meet them: {get:?}");
     assert_nothing_left(&stack, "storm").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_call_waits_at_least_the_retry_after() {
+    let faults = ArmFaults {
+        throttle: 1,
+        throttle_retry_after_secs: 3,
+        fault_methods: vec!["GET".to_owned()],
+        ..ArmFaults::default()
+    };
+    let stack = stack(faults, |_| {}).await;
+    // Backoff alone would wait 10 ms.
+    let arm = stack.backend.arm().clone().with_retry(2, Duration::from_millis(10));
+    let started = Instant::now();
+    assert!(arm.get_group("nothing-here").await.unwrap().is_none());
+    let waited = started.elapsed();
+    assert_eq!(stack.emulator.arm_faults().throttle, 0, "the GET was not throttled");
+    assert!(waited >= Duration::from_secs(3), "retried after {waited:?}, before Retry-After");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_aci_refuses_at_put_is_an_image_error_in_arms_words() {
+    let faults = ArmFaults { inaccessible_images: vec!["busybox".into()], ..ArmFaults::default() };
+    let stack = stack(faults, |_| {}).await;
+    let spec = job(&stack, "inaccessible", vec![shell("one", "true")]);
+    let before = stack.emulator.arm_requests();
+    let err = stack.backend.run(&spec, &|_| {}).await.unwrap_err();
+    match &err {
+        compute::Error::ImageUnavailable { image, reason } => {
+            assert_eq!(image, &busybox().to_string());
+            assert!(
+                reason.contains(&format!(
+                    "The image '{}' in container group 'inaccessible' is not accessible. Please \
+                     check the image and registry credential.",
+                    busybox()
+                )),
+                "{reason}"
+            );
+            assert!(reason.contains("InaccessibleImage"), "{reason}");
+        }
+        other => panic!("expected ImageUnavailable, got {}", compute::error_chain(other)),
+    }
+    assert!(!err.is_transient());
+    // The DELETE before the run, one PUT, the DELETE after it.
+    assert_eq!(stack.emulator.arm_requests() - before, 3);
+    assert_nothing_left(&stack, "inaccessible").await;
+}
+
+/// Waits until the run has reported a started container.
+async fn until_started(events: &Events) {
+    let mut waited = 0;
+    while !events.started() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 2400, "the container never started");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_stopped_from_outside_ends_the_job() {
+    // No time limit, a container that would run for long, and a stop that keeps no
+    // container state, as ACI documents: only the group's state says it is over.
+    let faults = ArmFaults { stops_forgetting_containers: 1, ..ArmFaults::default() };
+    let stack = Arc::new(stack(faults, |_| {}).await);
+    let mut c = shell("long", "sleep 3000");
+    c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let spec = job(&stack, "stopped", vec![c]);
+    assert_eq!(spec.time_limit, None);
+    let events = Arc::new(Events::default());
+    let run = {
+        let stack = stack.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            let sink = sink(&events);
+            stack.backend.run(&spec, &sink).await
+        })
+    };
+    until_started(&events).await;
+    stack.backend.arm().stop_group("stopped").await.unwrap();
+    let err = run.await.unwrap().unwrap_err();
+    let text = compute::error_chain(&err);
+    assert!(text.contains("stopped from outside the worker before long reported"), "{text}");
+    assert!(!err.is_transient(), "{text}");
+    let events = events.0.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Exited { exit_code: None, .. })),
+        "{events:?}"
+    );
+    assert_eq!(stack.emulator.arm_faults().stops_forgetting_containers, 0);
+    assert_nothing_left(&stack, "stopped").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spot_job_with_a_gpu_runs_as_regular() {
+    // An eviction waits for the next Spot group: there is none.
+    let faults = ArmFaults { spot_evictions: 1, ..ArmFaults::default() };
+    let stack = stack(faults, |c| c.priority = Priority::Spot).await;
+    let mut c = shell("one", "echo ran");
+    c.resources.gpu = Some(Gpu { count: 1, sku: None });
+    let spec = job(&stack, "gpu-spot", vec![c]);
+    let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
+    assert!(outcome.succeeded(), "{outcome:?}");
+    assert_eq!(read(stack.workspace.path(), "logs/one.stdout"), "ran\n");
+    assert_eq!(stack.emulator.arm_faults().spot_evictions, 1, "the group was Spot");
+    assert_nothing_left(&stack, "gpu-spot").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,25 +603,121 @@ async fn the_orphan_sweep_removes_shares_left_without_a_group() {
     stack.files.delete_share("longrun-old").await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orphan_sweep_goes_on_past_a_failed_delete() {
+    let stack = stack(ArmFaults::default(), |_| {}).await;
+    for name in ["orphan-a", "orphan-b"] {
+        let spec = job(&stack, name, vec![shell("x", "sleep 300")]);
+        let volumes = [afs_staging::VolumeName::new("logs").unwrap()];
+        stack.backend.stager().publish(&spec.id, &spec.workspace, &volumes, &[]).await.unwrap();
+        let mut group = stack.backend.container_group(&spec).unwrap();
+        group.tags.as_mut().unwrap().insert(backend_aci::TAG_CREATED.into(), "1000".into());
+        stack.backend.arm().put_group(name, &group).await.unwrap();
+    }
+    // A sweeper whose ARM client tries each call twice; the first DELETE (of
+    // orphan-a: groups are listed in name order) fails both times.
+    let arm = stack.backend.arm().clone().with_retry(2, Duration::from_millis(10));
+    let mut config = AciConfig::new(azure_emulator::DEFAULT_LOCATION, "test-worker");
+    config.poll_initial = Duration::from_millis(200);
+    let sweeper = AciBackend::new(arm, stack.backend.stager().clone(), config);
+    stack.emulator.set_arm_faults(ArmFaults {
+        server_errors: 2,
+        fault_methods: vec!["DELETE".into()],
+        ..ArmFaults::default()
+    });
+    let report = sweeper.sweep_orphans(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(report.groups, vec!["orphan-b".to_string()], "{report:?}");
+    assert_eq!((report.removed(), report.failed()), (1, 1), "{report:?}");
+    assert_eq!(report.failures[0].name, "orphan-a");
+    assert!(report.failures[0].error.contains("500 InternalServerError"), "{report:?}");
+    // The group that stays keeps its share; the other's went with it.
+    assert_eq!(stack.emulator.container_groups(), vec!["orphan-a".to_string()]);
+    assert_eq!(stack.files.list_shares("orphan-a").await.unwrap().len(), 1);
+    assert!(stack.files.list_shares("orphan-b").await.unwrap().is_empty());
+
+    // Called again, it finishes the job.
+    let report = sweeper.sweep_orphans(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(report.groups, vec!["orphan-a".to_string()], "{report:?}");
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert!(stack.emulator.container_groups().is_empty());
+    assert!(stack.files.list_shares("orphan-a").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orphan_sweep_never_removes_a_job_this_process_runs() {
+    let stack = Arc::new(stack(ArmFaults::default(), |_| {}).await);
+    let mut c = shell("long", "sleep 300");
+    c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let spec = job(&stack, "running", vec![c]);
+    let events = Arc::new(Events::default());
+    let run = {
+        let stack = stack.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            let sink = sink(&events);
+            stack.backend.run(&spec, &sink).await
+        })
+    };
+    until_started(&events).await;
+    // Every group and share is old enough for a sweep of age zero.
+    let report = stack.backend.sweep_orphans(Duration::ZERO).await.unwrap();
+    assert_eq!(report.running, vec!["running".to_string()], "{report:?}");
+    assert_eq!(report.removed(), 0, "{report:?}");
+    assert_eq!(stack.emulator.container_groups(), vec!["running".to_string()]);
+    assert_eq!(stack.files.list_shares("running").await.unwrap().len(), 2);
+    run.abort();
+    let _ = run.await;
+    // Once the run is gone, its leftovers are fair game.
+    let mut waited = 0;
+    while !stack.emulator.container_groups().is_empty() {
+        let report = stack.backend.sweep_orphans(Duration::ZERO).await.unwrap();
+        assert!(report.running.is_empty(), "{report:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waited += 1;
+        assert!(waited < 600, "the group stayed");
+    }
+}
+
 /// An image with a static busybox at `/busybox` and nothing else: no `/bin/sh`.
 fn image_without_shell() -> ImageRef {
+    import_image("noshell", &["busybox"], None)
+}
+
+/// An image with busybox as `/bin/sh` whose entrypoint prints a line.
+fn image_with_an_entrypoint() -> ImageRef {
+    let entrypoint = r#"ENTRYPOINT ["/bin/sh", "-c", "echo from the image entrypoint"]"#;
+    import_image("entrypoint", &["bin/busybox", "bin/sh"], Some(entrypoint))
+}
+
+/// Imports an image of a static busybox at each of `paths` (in the registry as
+/// `aci-worker-test/NAME`), with a Dockerfile `change`.
+fn import_image(name: &str, paths: &[&str], change: Option<&str>) -> ImageRef {
     let registry = std::env::var("ACI_TEST_REGISTRY").expect("ACI_TEST_REGISTRY");
-    let reference = format!("{registry}/aci-worker-test/noshell:latest");
+    let reference = format!("{registry}/aci-worker-test/{name}:latest");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy("/bin/busybox", dir.path().join("busybox"))
-        .expect("busybox-static installed by dev-services");
+    let root = dir.path().join("root");
+    for path in paths {
+        let file = root.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::copy("/bin/busybox", file).expect("busybox-static installed by dev-services");
+    }
     let tar = dir.path().join("root.tar");
     let status = std::process::Command::new("tar")
         .args(["-cf"])
         .arg(&tar)
         .args(["-C"])
-        .arg(dir.path())
-        .arg("busybox")
+        .arg(&root)
+        .arg(".")
         .status()
         .unwrap();
     assert!(status.success());
-    let status = std::process::Command::new("docker")
-        .args(["import", tar.to_str().unwrap(), &reference])
+    let mut import = std::process::Command::new("docker");
+    import.arg("import");
+    if let Some(change) = change {
+        import.args(["--change", change]);
+    }
+    let status = import
+        .args([tar.to_str().unwrap(), &reference])
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
@@ -529,6 +749,24 @@ async fn an_image_without_a_shell_runs_and_its_output_comes_from_the_logs_api() 
     assert!(stdout.contains("hello from a bare image"), "{stdout:?}");
     assert!(stack.workspace.path().join("logs/bare.stderr").exists());
     assert_nothing_left(&stack, "no-shell").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_argv_runs_the_images_own_entrypoint() {
+    let stack = stack(ArmFaults::default(), |_| {}).await;
+    // The image has a shell, so nothing but the empty argv keeps the wrapper away.
+    let mut c =
+        ContainerSpec::new(ContainerName::new("own").unwrap(), image_with_an_entrypoint(), vec![]);
+    c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    c.stdout = Some(ws("logs/own.stdout"));
+    c.stderr = Some(ws("logs/own.stderr"));
+    let spec = job(&stack, "own-entrypoint", vec![c]);
+    let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
+    assert_eq!(outcome.containers[0].exit_code, Some(0), "{outcome:?}");
+    // The output came through the logs API.
+    assert_eq!(read(stack.workspace.path(), "logs/own.stdout"), "from the image entrypoint\n");
+    assert!(stack.workspace.path().join("logs/own.stderr").exists());
+    assert_nothing_left(&stack, "own-entrypoint").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,8 +158,8 @@ impl ContainerView {
     }
 }
 
-/// A container group as the emulator keeps it.
-#[derive(Debug)]
+/// A container group as the emulator keeps it. `Debug` shows the body without its
+/// secrets.
 pub(crate) struct Group {
     /// Unique over the emulator's life; a PUT that replaces the group gets a new one.
     pub(crate) uid: u64,
@@ -180,6 +180,28 @@ pub(crate) struct Group {
     pub(crate) containers: Vec<ContainerView>,
     /// `arm/logs/<uid>` under the data directory, where containers' output goes.
     pub(crate) log_dir: String,
+    /// A stop recycled the containers without keeping their state (an injected
+    /// fault): GET shows no instance view for them.
+    pub(crate) containers_forgotten: bool,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("uid", &self.uid)
+            .field("resource_group", &self.resource_group)
+            .field("name", &self.name)
+            .field("body", &spec::redacted(&self.body))
+            .field("spec", &self.spec)
+            .field("created", &self.created)
+            .field("provisioning", &self.provisioning)
+            .field("state", &self.state)
+            .field("events", &self.events)
+            .field("containers", &self.containers)
+            .field("log_dir", &self.log_dir)
+            .field("containers_forgotten", &self.containers_forgotten)
+            .finish()
+    }
 }
 
 impl Group {
@@ -203,6 +225,7 @@ impl Group {
             events: Vec::new(),
             containers,
             log_dir: format!("arm/logs/{uid}"),
+            containers_forgotten: false,
         }
     }
 
@@ -362,7 +385,9 @@ impl Group {
                 cp.entry("command").or_insert_with(|| json!([]));
                 cp.entry("ports").or_insert_with(|| json!([]));
                 cp.entry("environmentVariables").or_insert_with(|| json!([]));
-                cp.insert("instanceView".into(), view.json());
+                if !self.containers_forgotten {
+                    cp.insert("instanceView".into(), view.json());
+                }
             }
         }
         props.insert(

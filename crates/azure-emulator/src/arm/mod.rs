@@ -128,14 +128,21 @@ impl fmt::Debug for ArmConfig {
 /// Faults of the ARM part, counted so that tests are deterministic: each counter is
 /// the number of coming requests (or groups) it hits, and goes down as it does.
 /// Token requests are never faulted.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArmFaults {
-    /// The next N ARM requests are answered `429 TooManyRequests` with
-    /// `Retry-After: 1`, doing nothing.
+    /// The next N ARM requests (of the methods in `fault_methods`) are answered
+    /// `429 TooManyRequests` with `Retry-After: throttle_retry_after_secs`, doing
+    /// nothing.
     pub throttle: u32,
-    /// The next N ARM requests (after those throttled) are answered
-    /// `500 InternalServerError`, doing nothing.
+    /// The `Retry-After` of throttled answers, in seconds (1 by default).
+    pub throttle_retry_after_secs: u32,
+    /// The next N ARM requests (of the methods in `fault_methods`, after those
+    /// throttled) are answered `500 InternalServerError`, doing nothing.
     pub server_errors: u32,
+    /// The HTTP methods (`GET`, `PUT`, `POST`, `DELETE`; any case) whose requests
+    /// `throttle` and `server_errors` hit; every request when empty. With `["PUT"]`
+    /// they fall on container group PUTs, and the requests before them go through.
+    pub fault_methods: Vec<String>,
     /// The next N GETs of one container group (not listings, logs or operation
     /// status) are answered `500 InternalServerError`, while every other request
     /// works: an outage of reads that a client must not wait out forever.
@@ -161,6 +168,36 @@ pub struct ArmFaults {
     /// Pulls of images whose reference contains one of these strings fail (the
     /// container waits with `ErrImagePull`, the group's provisioning fails).
     pub pull_failures: Vec<String>,
+    /// PUTs (that pass validation) of groups with an image whose reference contains
+    /// one of these strings are refused at once with ACI's `400 InaccessibleImage`
+    /// ("The image '…' in container group '…' is not accessible. Please check the
+    /// image and registry credential."), creating nothing: what ACI answers when it
+    /// cannot reach an image or the registry refuses the credentials.
+    pub inaccessible_images: Vec<String>,
+    /// The next N stops (`POST …/stop`) leave the group `Stopped` with no instance
+    /// view on its containers: ACI documents that a stop "does not preserve
+    /// container state", so a client cannot count on an exit code after one.
+    pub stops_forgetting_containers: u32,
+}
+
+impl Default for ArmFaults {
+    fn default() -> Self {
+        ArmFaults {
+            throttle: 0,
+            throttle_retry_after_secs: 1,
+            server_errors: 0,
+            fault_methods: Vec::new(),
+            read_errors: 0,
+            quota_exceeded: 0,
+            capacity_unavailable: 0,
+            provisioning_delay: Duration::ZERO,
+            spot_evictions: 0,
+            spot_eviction_delay: Duration::ZERO,
+            pull_failures: Vec::new(),
+            inaccessible_images: Vec::new(),
+            stops_forgetting_containers: 0,
+        }
+    }
 }
 
 /// A container group's key: the resource group's name lowercased, and the group's

@@ -119,7 +119,7 @@ async fn arm_request(
     query: &BTreeMap<String, String>,
     body: Body,
 ) -> Result<Response> {
-    if let Some(fault) = request_fault(service) {
+    if let Some(fault) = request_fault(service, &parts.method) {
         return Err(fault);
     }
     authenticate(service, &parts.headers)?;
@@ -252,13 +252,19 @@ async fn group_request(
     }
 }
 
-/// The next request fault, if one is due: throttling first, then server errors.
-fn request_fault(service: &ArmService) -> Option<ArmError> {
+/// The next request fault, if one is due for a request with `method`: throttling
+/// first, then server errors.
+fn request_fault(service: &ArmService, method: &Method) -> Option<ArmError> {
     let mut faults = lock(&service.faults);
+    if !faults.fault_methods.is_empty()
+        && !faults.fault_methods.iter().any(|m| m.eq_ignore_ascii_case(method.as_str()))
+    {
+        return None;
+    }
     if faults.throttle > 0 {
         faults.throttle -= 1;
         return Some(ArmError {
-            retry_after: Some(1),
+            retry_after: Some(faults.throttle_retry_after_secs),
             ..ArmError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
@@ -469,6 +475,20 @@ fn put_group(
 
     let (evict, delay, pull_failures) = {
         let mut faults = lock(&service.faults);
+        let inaccessible = spec
+            .containers
+            .iter()
+            .find(|c| faults.inaccessible_images.iter().any(|p| c.image_text.contains(p.as_str())));
+        if let Some(container) = inaccessible {
+            return Err(ArmError::bad_request(
+                "InaccessibleImage",
+                format!(
+                    "The image '{}' in container group '{}' is not accessible. Please check \
+                     the image and registry credential.",
+                    container.image_text, key.1
+                ),
+            ));
+        }
         if faults.quota_exceeded > 0 {
             faults.quota_exceeded -= 1;
             let cores: f64 = spec.containers.iter().map(|c| c.cpu).sum();
@@ -698,7 +718,8 @@ async fn delete_group(service: &Arc<ArmService>, key: GroupKey, rg: &str) -> Res
 }
 
 /// `POST …/stop`: cancels the run, waits until the containers are gone, reports
-/// them killed (137) and the group `Stopped`.
+/// them killed (137) and the group `Stopped` (or, as an injected fault, the group
+/// `Stopped` and nothing of its containers).
 async fn stop_group(service: &Arc<ArmService>, key: GroupKey, rg: &str) -> Result<Response> {
     let uid = {
         let groups = lock(&service.groups);
@@ -712,10 +733,21 @@ async fn stop_group(service: &Arc<ArmService>, key: GroupKey, rg: &str) -> Resul
         }
         group.uid
     };
+    let forget = {
+        let mut faults = lock(&service.faults);
+        let forget = faults.stops_forgetting_containers > 0;
+        if forget {
+            faults.stops_forgetting_containers -= 1;
+        }
+        forget
+    };
     let service = Arc::clone(service);
     let work = tokio::spawn(async move {
         service.cancel_run(uid).await;
-        service.update(&key, uid, Group::stopped);
+        service.update(&key, uid, |group| {
+            group.stopped();
+            group.containers_forgotten |= forget;
+        });
     });
     work.await.map_err(|err| {
         ArmError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", err.to_string())
