@@ -603,17 +603,7 @@ fn aci_runs_every_step_on_the_emulator_and_no_secret_reaches_the_logs() {
     site.stop();
     assert_eq!(worker.stop(), 0);
 
-    // Nothing is left on Azure: the cleanup subcommand finds nothing of this worker.
-    let mut cleanup_env = env.clone();
-    cleanup_env.insert("ORPHAN_AGE_SECS".into(), "0".into());
-    let cleanup_log = dirs.path().join("cleanup.log");
-    let mut cleanup = Worker::command(&["cleanup"], &cleanup_env, &cleanup_log);
-    assert_eq!(cleanup.wait(), 0, "{}", cleanup.logs());
-    assert!(
-        cleanup.logs().contains("removed 0 container group(s) and 0 share(s)"),
-        "{}",
-        cleanup.logs()
-    );
+    assert_nothing_left_on_aci(&env, &dirs);
 
     // The logs of the whole run hold no secret: not the submission secrets, not a
     // SAS signature of any URL the site signed, not the storage key, the client
@@ -688,4 +678,90 @@ fn after_the_grace_period_a_task_is_handed_back_or_failed_as_configured() {
     assert!(traceback.contains("shut down before the submission finished"), "{traceback}");
     assert!(docker_containers_of(&next.name).is_empty(), "the program was stopped");
     site.stop();
+}
+
+/// Nothing of the worker named in `env` is left on Azure: its `cleanup`, told that
+/// anything of any age is an orphan, finds no container group and no share.
+fn assert_nothing_left_on_aci(env: &std::collections::BTreeMap<String, String>, dirs: &Dirs) {
+    let mut cleanup_env = env.clone();
+    cleanup_env.insert("ORPHAN_AGE_SECS".into(), "0".into());
+    let cleanup_log = dirs.path().join("cleanup.log");
+    let mut cleanup = Worker::command(&["cleanup"], &cleanup_env, &cleanup_log);
+    assert_eq!(cleanup.wait(), 0, "{}", cleanup.logs());
+    assert!(
+        cleanup.logs().contains("removed 0 container group(s) and 0 share(s)"),
+        "{}",
+        cleanup.logs()
+    );
+}
+
+#[test]
+fn on_aci_a_run_over_its_time_limit_is_stopped_and_fails() {
+    let vhost = Vhost::new("aci-timeout");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let mut slow = code_submission(&bundles, "slow", "echo starting; sleep 600");
+    slow["execution_time_limit"] = json!(3);
+    let plan = json!({
+        "competition": busybox_competition(&bundles, 120),
+        "submissions": [slow],
+    });
+    let env = aci_settings(&dirs, &vhost.url());
+    let mut worker = Worker::start(&env, &dirs.path().join("worker.log"));
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    let records = site.wait_done();
+
+    assert_exactly_once(&records);
+    let failed = final_of(&records, "slow");
+    assert_eq!(
+        (failed["step"].as_str(), failed["status"].as_str()),
+        (Some("predict"), Some("failed"))
+    );
+    let traceback = failed["extra"]["traceback"].as_str().unwrap();
+    assert!(traceback.contains("Execution time limit exceeded (3 s)"), "{traceback}");
+    // What it printed before the group was stopped still reaches the site.
+    assert!(failed["blobs"]["prediction_stdout.txt"].as_u64().unwrap() > 0, "{failed}");
+    site.stop();
+    assert_eq!(worker.stop(), 0);
+    assert_nothing_left_on_aci(&env, &dirs);
+}
+
+#[test]
+fn on_aci_a_worker_killed_mid_run_resumes_its_tasks_and_each_ends_once() {
+    let vhost = Vhost::new("aci-kill9");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let submissions: Vec<_> = (0..3)
+        .map(|i| code_submission(&bundles, &format!("long{i}"), "echo working; sleep 6"))
+        .collect();
+    let plan =
+        json!({"competition": busybox_competition(&bundles, 120), "submissions": submissions});
+    let mut env = aci_settings(&dirs, &vhost.url());
+    env.insert("WORKER_CONCURRENCY".into(), "2".into());
+    let log = dirs.path().join("worker.log");
+    let mut worker = Worker::start(&env, &log);
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    // Two runs have begun (their groups are being made or are running).
+    site.wait_for("two predictions to be running", |records| {
+        statuses(records).iter().filter(|r| r["status"] == "running").count() >= 2
+    });
+
+    worker.kill9();
+    env.insert("HTTP_ADDR".into(), free_addr());
+    let mut worker = Worker::start(&env, &log);
+    let records = site.wait_done();
+
+    assert_exactly_once(&records);
+    let restarted = dispatched(&records)
+        .into_iter()
+        .filter(|(job, _)| job_statuses(&records, *job) == ["running", "running", "finished"])
+        .count();
+    assert_eq!(restarted, 2, "the two interrupted runs ran again");
+    for s in site.stop().as_array().unwrap() {
+        assert_eq!((&s["status"], &s["scores"]), (&json!("finished"), &json!({"correct": 1.0})));
+    }
+    assert!(worker.logs().contains("resuming tasks taken before the last stop"));
+    assert_eq!(worker.stop(), 0);
+    // The killed runs' groups and shares were removed when their tasks resumed.
+    assert_nothing_left_on_aci(&env, &dirs);
 }
