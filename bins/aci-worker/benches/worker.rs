@@ -12,8 +12,12 @@
 //!
 //! ```text
 //! source <(scripts/dev-services env)
-//! cargo bench -p aci-worker --bench worker [-- --tasks N]
+//! cargo bench -p aci-worker --bench worker [-- --tasks N] [--run-secs S]
 //! ```
+//!
+//! `--run-secs S` keeps each container group running for S seconds in the
+//! emulator's instant mode (default 0: done as soon as created), so that all N
+//! tasks are in flight at once for the memory reading.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -54,9 +58,15 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    let run_secs: u64 = args
+        .iter()
+        .position(|a| a == "--run-secs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(bench(tasks));
+    runtime.block_on(bench(tasks, Duration::from_secs(run_secs)));
 }
 
 // ------------------------------------------------------------------ processes
@@ -529,13 +539,14 @@ fn python_idle(broker: &str, creds: &Path, files_endpoint: &str) -> (u64, usize)
     (rss, tree.len())
 }
 
-async fn bench(tasks: usize) {
+async fn bench(tasks: usize, run: Duration) {
     let data = tempfile::Builder::new().prefix("aci-worker-bench-").tempdir().unwrap();
     let ticks = clock_ticks();
 
     // The emulator, instant mode, in this process.
     let mut arm = ArmConfig::new(data.path().join("tls"));
     arm.instant = true;
+    arm.instant_run = run;
     arm.docker = None;
     let emulator = Emulator::start_with(
         FilesConfig::new(data.path().join("files")),
@@ -714,7 +725,8 @@ async fn bench(tasks: usize) {
     println!();
     println!(
         "aci-worker serve (release), ACI_PRED/ACI_SCORE on the emulator's instant mode, \
-         WORKER_CONCURRENCY={tasks}"
+         WORKER_CONCURRENCY={tasks}, each group running {} s",
+        run.as_secs()
     );
     println!(
         "ready after {ready_after:.2} s; idle RSS {:.1} MiB ({} s after ready)",

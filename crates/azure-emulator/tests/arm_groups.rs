@@ -511,6 +511,36 @@ async fn instant_mode_runs_hundreds_of_groups_and_pages_lists() {
 }
 
 #[tokio::test]
+async fn instant_mode_with_a_run_time_keeps_groups_running_then_succeeds() {
+    let arm = Arm::start(|c| {
+        c.instant = true;
+        c.instant_run = std::time::Duration::from_secs(2);
+        c.docker = None;
+    })
+    .await;
+    let body = group_body(vec![container("main", &busybox(), &["sleep", "600"])]);
+    let created = arm.put_group("held", &body).await.body;
+    assert_eq!((provisioning(&created), state(&created)), ("Succeeded", "Running"));
+    assert_eq!(view(&created, 0)["currentState"]["state"], "Running");
+    // A group stopped during its run stays stopped when the run time is over.
+    arm.put_group("stopped", &body).await;
+    let stop = arm.call("POST", &format!("{}/stop", arm.group_path("stopped")), None).await;
+    assert_eq!(stop.status, 204);
+
+    let mut group = arm.get_group("held").await;
+    while state(&group) == "Running" {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        group = arm.get_group("held").await;
+    }
+    assert_eq!(state(&group), "Succeeded");
+    let current = &view(&group, 0)["currentState"];
+    assert_eq!((&current["state"], &current["exitCode"]), (&json!("Terminated"), &json!(0)));
+    assert!(current["finishTime"].as_str() > current["startTime"].as_str(), "{current}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(state(&arm.get_group("stopped").await), "Stopped");
+}
+
+#[tokio::test]
 async fn instant_mode_shows_evictions_and_failed_pulls_too() {
     let arm = Arm::instant().await;
     arm.emulator().set_arm_faults(ArmFaults {

@@ -240,6 +240,12 @@ impl Group {
 
     /// Every container ran and exited 0 (instant mode): the whole life in one step.
     pub(crate) fn complete_instantly(&mut self) {
+        self.start_instantly();
+        self.finish_instant_run();
+    }
+
+    /// Every container pulled its image and started (instant mode, with a run time).
+    pub(crate) fn start_instantly(&mut self) {
         let now = SystemTime::now();
         for (view, def) in self.containers.iter_mut().zip(&self.spec.containers) {
             view.event("Pulling", false, format!("pulling image \"{}\"", def.image_text));
@@ -249,10 +255,22 @@ impl Group {
                 format!("Successfully pulled image \"{}\"", def.image_text),
             );
             view.started(now);
-            view.exited(Some(0), now);
         }
         self.provisioning = "Succeeded";
-        self.state = "Succeeded";
+        self.state = "Running";
+    }
+
+    /// The instant run is over: every container exits 0, unless the group was
+    /// stopped or deleted meanwhile.
+    pub(crate) fn finish_instant_run(&mut self) {
+        if self.state != "Running" || self.provisioning == "Deleting" {
+            return;
+        }
+        let now = SystemTime::now();
+        for view in &mut self.containers {
+            view.exited(Some(0), now);
+        }
+        self.settle();
     }
 
     /// The containers started running: `Running` (and provisioned) once all have.

@@ -74,6 +74,10 @@ pub struct ArmConfig {
     /// container terminated with exit code 0, without Docker. For orchestration
     /// benchmarks of hundreds of groups.
     pub instant: bool,
+    /// In instant mode, how long a group stays `Running` before its containers
+    /// exit 0. Zero (the default) completes it as it is created; a few seconds
+    /// keep many groups in flight at once, as real runs would.
+    pub instant_run: Duration,
     /// How long issued tokens are valid (`expires_in`). Zero issues tokens that are
     /// expired at once, which ARM refuses.
     pub token_lifetime: Duration,
@@ -99,6 +103,7 @@ impl ArmConfig {
             tls_dir: tls_dir.into(),
             docker: Some(DockerConfig::default()),
             instant: false,
+            instant_run: Duration::ZERO,
             token_lifetime: Duration::from_secs(3600),
             identity_header: DEFAULT_IDENTITY_HEADER.to_owned(),
             faults: ArmFaults::default(),
@@ -118,6 +123,7 @@ impl fmt::Debug for ArmConfig {
             .field("tls_dir", &self.tls_dir)
             .field("docker", &self.docker)
             .field("instant", &self.instant)
+            .field("instant_run", &self.instant_run)
             .field("token_lifetime", &self.token_lifetime)
             .field("identity_header", &"<redacted>")
             .field("faults", &self.faults)

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -538,8 +538,9 @@ fn put_group(
     let mut group = Group::new(uid, rg, &key.1, body, spec);
     let forced_failure =
         |image: &str| pull_failures.iter().find(|p| image.contains(p.as_str())).cloned();
+    let instant_run = service.config().instant_run;
     let plan = if service.config().instant {
-        run_instantly(&mut group, evict.is_some(), &forced_failure);
+        run_instantly(&mut group, evict.is_some(), instant_run, &forced_failure);
         None
     } else {
         let job_id = compute::JobId::new(format!("aciemu-{}-{uid}", service.instance))
@@ -574,8 +575,19 @@ fn put_group(
     );
     async_operation_header(service, &mut response, &group, api_version);
     let name = key.1.clone();
+    let finish_later = (plan.is_none() && group.state == "Running").then(|| key.clone());
     groups.insert(key, group);
     drop(groups);
+
+    if let Some(key) = finish_later {
+        let service = Arc::clone(service);
+        tokio::spawn(async move {
+            tokio::time::sleep(instant_run).await;
+            if let Some(group) = lock(&service.groups).get_mut(&key).filter(|g| g.uid == uid) {
+                group.finish_instant_run();
+            }
+        });
+    }
 
     if let Some((old_uid, old_logs)) = replacing {
         lock(&service.runs).remove(&old_uid);
@@ -591,7 +603,14 @@ fn put_group(
 }
 
 /// Instant mode: the whole life of the group at once.
-fn run_instantly(group: &mut Group, evict: bool, forced_failure: &dyn Fn(&str) -> Option<String>) {
+/// With a non-zero `run`, the containers start now and a task spawned after the
+/// group is stored ends them ([`Group::finish_instant_run`]).
+fn run_instantly(
+    group: &mut Group,
+    evict: bool,
+    run: Duration,
+    forced_failure: &dyn Fn(&str) -> Option<String>,
+) {
     let failing: Vec<(usize, String, String)> = group
         .spec
         .containers
@@ -613,8 +632,10 @@ fn run_instantly(group: &mut Group, evict: bool, forced_failure: &dyn Fn(&str) -
             group.container_started(i, now);
         }
         group.evicted();
-    } else {
+    } else if run.is_zero() {
         group.complete_instantly();
+    } else {
+        group.start_instantly();
     }
 }
 
