@@ -273,48 +273,46 @@ impl Sources {
             })?,
             None => String::new(),
         };
+        // The file layer, its keys in lower case like the environment's, so that
+        // `QUEUE_NAME` in the file and in the environment are the same setting.
+        let mut unknown = Vec::new();
         if file.is_some() {
-            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+            let table = config::Config::builder()
+                .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+                .build()
+                .and_then(|c| c.try_deserialize::<BTreeMap<String, config::Value>>())
+                .map_err(|e| Problems(vec![describe(&e, file, &text)]))?;
+            let mut layer = config::Config::builder();
+            let mut problems = Vec::new();
+            for (key, value) in table {
+                let key = key.to_ascii_lowercase();
+                if !KNOWN.contains(&key.as_str()) {
+                    unknown.push(key.clone());
+                }
+                match value.into_string() {
+                    Ok(text) => {
+                        layer = layer.set_default(key, text).expect("file keys are plain names");
+                    }
+                    Err(_) => problems.push(format!(
+                        "configuration file: {key} must be a string, number or boolean"
+                    )),
+                }
+            }
+            if !problems.is_empty() {
+                return Err(Problems(problems));
+            }
+            let layer = layer.build().map_err(|e| Problems(vec![describe(&e, file, &text)]))?;
+            builder = builder.add_source(layer);
         }
         let known: config::Map<String, String> = env
             .into_iter()
             .filter(|(name, _)| KNOWN.contains(&name.to_ascii_lowercase().as_str()))
             .collect();
         builder = builder.add_source(config::Environment::default().source(Some(known)));
-        let layered = builder.build().map_err(|e| Problems(vec![describe(&e, file, &text)]))?;
-        let table = layered
-            .try_deserialize::<BTreeMap<String, config::Value>>()
+        let values = builder
+            .build()
+            .and_then(|c| c.try_deserialize::<BTreeMap<String, String>>())
             .map_err(|e| Problems(vec![describe(&e, file, &text)]))?;
-        let mut values = BTreeMap::new();
-        let mut unknown = Vec::new();
-        let mut problems = Vec::new();
-        // The environment and the defaults are lower case; a file key in another
-        // case overrides a default but not the environment.
-        let (lower, other): (Vec<_>, Vec<_>) =
-            table.into_iter().partition(|(key, _)| *key == key.to_ascii_lowercase());
-        for (key, value) in lower.into_iter().chain(other) {
-            let lower_key = key.to_ascii_lowercase();
-            if !KNOWN.contains(&lower_key.as_str()) {
-                unknown.push(lower_key.clone());
-            }
-            let from_env = |v: &(String, Option<String>)| v.1.as_deref() == Some("the environment");
-            let origin = value.origin().map(str::to_owned);
-            match value.into_string() {
-                Ok(text) => {
-                    if key != lower_key && values.get(&lower_key).is_some_and(from_env) {
-                        continue;
-                    }
-                    values.insert(lower_key, (text, origin));
-                }
-                Err(_) => problems.push(format!(
-                    "configuration file: {lower_key} must be a string, number or boolean"
-                )),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(Problems(problems));
-        }
-        let values = values.into_iter().map(|(k, (v, _))| (k, v)).collect();
         Ok(Sources { values, unknown })
     }
 
@@ -337,9 +335,23 @@ struct Reader<'a> {
     secrets: Vec<String>,
 }
 
+/// The value of `key` in [`DEFAULTS`]; what an empty value also stands for.
+fn default_of(key: &str) -> &'static str {
+    DEFAULTS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+        .unwrap_or_else(|| panic!("{key} has no entry in DEFAULTS"))
+}
+
 impl Reader<'_> {
     fn string(&self, key: &str) -> Option<String> {
         self.sources.get(key).map(str::to_owned)
+    }
+
+    /// A setting of [`DEFAULTS`]: its value, or the default when it is empty.
+    fn setting(&self, key: &str) -> String {
+        self.string(key).unwrap_or_else(|| default_of(key).to_owned())
     }
 
     fn secret(&mut self, key: &str) -> Option<Secret> {
@@ -348,7 +360,9 @@ impl Reader<'_> {
         Some(Secret::new(value))
     }
 
-    fn bool(&mut self, key: &str, default: bool) -> bool {
+    /// A boolean setting of [`DEFAULTS`].
+    fn bool(&mut self, key: &str) -> bool {
+        let default = default_of(key) == "true";
         match self.sources.get(key) {
             None => default,
             Some(v) => match v.to_ascii_lowercase().as_str() {
@@ -365,7 +379,21 @@ impl Reader<'_> {
         }
     }
 
+    /// A numeric setting of [`DEFAULTS`].
     fn number<T: std::str::FromStr>(
+        &mut self,
+        key: &str,
+        check: impl Fn(&T) -> bool,
+        what: &str,
+    ) -> T {
+        let default = default_of(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("the default of {key} is not {what}"));
+        self.number_or(key, default, check, what)
+    }
+
+    /// A numeric setting whose default depends on other settings.
+    fn number_or<T: std::str::FromStr>(
         &mut self,
         key: &str,
         default: T,
@@ -463,7 +491,7 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
             .push("WORKER is no longer needed and is ignored: there is one kind of worker".into());
     }
 
-    let use_ssl = r.bool("broker_use_ssl", false);
+    let use_ssl = r.bool("broker_use_ssl");
     let broker = r.broker("broker_url").map(|u| if use_ssl { u.with_tls() } else { u });
     let mut main_broker =
         r.broker("main_broker_url").map(|u| if use_ssl { u.with_tls() } else { u });
@@ -481,10 +509,10 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
         r.problems.push("BROKER_URL is required: where the compute-worker queue is".into());
     }
 
-    let aci_pred = r.bool("aci_pred", false);
-    let aci_score = r.bool("aci_score", false);
+    let aci_pred = r.bool("aci_pred");
+    let aci_score = r.bool("aci_score");
     let uses_aci = aci_pred || aci_score;
-    let concurrency = r.number(
+    let concurrency = r.number_or(
         "worker_concurrency",
         if uses_aci { 8usize } else { 1 },
         |n| (1..=1000).contains(n),
@@ -519,7 +547,7 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
     if let Some(key) = afs_values.get("AFS_KEY") {
         r.secrets.push(key.clone());
     }
-    let afs_mode = r.string("afs_mode").unwrap_or_default();
+    let afs_mode = r.setting("afs_mode");
     let mounted = match afs_mode.as_str() {
         "shares" => false,
         "mounted" => true,
@@ -570,14 +598,14 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
         }
     };
 
-    let managed = r.bool("azure_managed_identity", false);
+    let managed = r.bool("azure_managed_identity");
     let auth_file = if managed {
         r.path("azure_auth_location")
     } else {
         r.readable_file("azure_auth_location")
     };
     let azure_ca = r.certificates("azure_ca_file");
-    let priority = r.string("aci_priority").unwrap_or_default();
+    let priority = r.setting("aci_priority");
     let spot = match priority.to_ascii_lowercase().as_str() {
         "regular" => false,
         "spot" => true,
@@ -586,21 +614,12 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
             false
         }
     };
-    let default_cpu =
-        r.number("aci_default_cpu", 1.0f64, |n| *n > 0.0 && *n <= 64.0, "a CPU count");
-    let default_memory_gb = r.number(
-        "aci_default_memory_gb",
-        1.5f64,
-        |n| *n > 0.0 && *n <= 1024.0,
-        "a memory size in GB",
-    );
-    let capacity_retry = Duration::from_secs(r.number(
-        "aci_capacity_retry_secs",
-        900u64,
-        |_| true,
-        "a number of seconds",
-    ));
-    let gpu_sku = r.string("aci_gpu_sku").unwrap_or_default();
+    let default_cpu = r.number("aci_default_cpu", |n| *n > 0.0 && *n <= 64.0, "a CPU count");
+    let default_memory_gb =
+        r.number("aci_default_memory_gb", |n| *n > 0.0 && *n <= 1024.0, "a memory size in GB");
+    let capacity_retry =
+        Duration::from_secs(r.number("aci_capacity_retry_secs", |_| true, "a number of seconds"));
+    let gpu_sku = r.setting("aci_gpu_sku");
     let azure = if uses_aci {
         let resource_group = r.string("azure_resource_group");
         let location = r.string("azure_location");
@@ -669,74 +688,63 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
             }
         },
     };
-    let log_format = match r.string("log_format").as_deref() {
-        None | Some("plain") => LogFormat::Plain,
-        Some("json") => LogFormat::Json,
-        Some(other) => {
+    let log_format = match r.setting("log_format").as_str() {
+        "plain" => LogFormat::Plain,
+        "json" => LogFormat::Json,
+        other => {
             r.problems.push(format!("LOG_FORMAT: {other:?} is not plain or json"));
             LogFormat::Plain
         }
     };
-    let log_level = r.string("log_level").unwrap_or_else(|| "info".into());
+    let log_level = r.setting("log_level");
     if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
         r.problems.push(format!(
             "LOG_LEVEL: {log_level:?} is not a filter such as info or info,celery_amqp=debug"
         ));
     }
-    let on_shutdown = match r.string("on_shutdown").as_deref() {
-        None | Some("requeue") => OnShutdown::Requeue,
-        Some("fail") => OnShutdown::Fail,
-        Some(other) => {
+    let on_shutdown = match r.setting("on_shutdown").as_str() {
+        "requeue" => OnShutdown::Requeue,
+        "fail" => OnShutdown::Fail,
+        other => {
             r.problems.push(format!("ON_SHUTDOWN: {other:?} is not requeue or fail"));
             OnShutdown::Requeue
         }
     };
-    let grace = Duration::from_secs(r.number(
-        "shutdown_grace_secs",
-        600u64,
-        |_| true,
-        "a number of seconds",
-    ));
-    let orphan_age = Duration::from_secs(r.number(
-        "orphan_age_secs",
-        86_400u64,
-        |_| true,
-        "a number of seconds",
-    ));
+    let grace =
+        Duration::from_secs(r.number("shutdown_grace_secs", |_| true, "a number of seconds"));
+    let orphan_age =
+        Duration::from_secs(r.number("orphan_age_secs", |_| true, "a number of seconds"));
     let orphan_sweep_every = Some(Duration::from_secs(r.number(
         "orphan_sweep_secs",
-        3600u64,
         |_| true,
         "a number of seconds (0: only at start)",
     )))
     .filter(|every| !every.is_zero());
     let task_attempts = r.number(
         "task_max_attempts",
-        5u32,
         |n| (1..=100).contains(n),
         "a number of attempts from 1 to 100",
     );
     let retry_delay = Duration::from_secs(r.number(
         "task_retry_delay_secs",
-        30u64,
         |n| *n <= 3600,
         "a number of seconds up to 3600",
     ));
     let hostname = r.string("codalab_hostname").unwrap_or_else(codalab_run::hostname);
     let worker_name = r.string("worker_name").unwrap_or_else(codalab_run::hostname);
     let broker_ca_file = r.certificates("broker_ca_file");
-    let use_gpu = r.bool("use_gpu", false);
-    let dont_finalize = r.bool("dont_finalize_submission", false);
-    let network = r.bool("network", false);
+    let use_gpu = r.bool("use_gpu");
+    let dont_finalize = r.bool("dont_finalize_submission");
+    let network = r.bool("network");
     let config = Config {
         broker,
         main_broker,
         broker_ca_file,
-        queue: r.string("queue_name").unwrap_or_default(),
-        updates_queue: r.string("updates_queue").unwrap_or_default(),
+        queue: r.setting("queue_name"),
+        updates_queue: r.setting("updates_queue"),
         aci_pred,
         aci_score,
-        work_root: r.path("submission_temp_dir").unwrap_or_default(),
+        work_root: PathBuf::from(r.setting("submission_temp_dir")),
         concurrency,
         registry,
         afs,
@@ -745,7 +753,7 @@ pub fn build(sources: &Sources, purpose: Purpose) -> Result<Config, Problems> {
         hostname,
         dont_finalize,
         worker_name,
-        state_dir: r.path("state_dir").unwrap_or_default(),
+        state_dir: PathBuf::from(r.setting("state_dir")),
         http_addr,
         log_level,
         log_format,
@@ -772,6 +780,22 @@ mod tests {
     fn load(env: &[(&str, &str)], purpose: Purpose) -> Result<Config, Problems> {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
         build(&Sources::load(None, env)?, purpose)
+    }
+
+    #[test]
+    fn an_empty_value_stands_for_the_default() {
+        let mut env = vec![("BROKER_URL", "amqp://u:p@h/v")];
+        env.extend(DEFAULTS.iter().map(|(key, _)| (*key, " ")));
+        let config = load(&env, Purpose::Serve).unwrap();
+        assert_eq!(
+            (config.queue.as_str(), config.updates_queue.as_str()),
+            ("compute-worker", "submission-updates")
+        );
+        assert_eq!(config.work_root, PathBuf::from("/tmp/codalab"));
+        assert_eq!((config.task_attempts, config.retry_delay), (5, Duration::from_secs(30)));
+        assert_eq!(config.orphan_age, Duration::from_secs(86_400));
+        assert_eq!(config.log_level, "info");
+        assert!(!config.use_gpu && !config.network && !config.uses_aci());
     }
 
     #[test]

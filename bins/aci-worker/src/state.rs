@@ -87,7 +87,8 @@ fn file_name(task_id: &str) -> String {
 
 /// Whether a status ends its task.
 fn is_final(status: &str) -> bool {
-    matches!(status, "finished" | "failed")
+    use celery_amqp::codalab::SubmissionStatus;
+    [SubmissionStatus::Finished, SubmissionStatus::Failed].iter().any(|s| s.as_str() == status)
 }
 
 /// The outbox sequence number at the start of a file name.

@@ -1,6 +1,5 @@
 //! `serve`: the consume loop, task runs, the outbox, and shutdown.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,39 +32,6 @@ struct Shared {
     secrets: Secrets,
     outbox: Arc<Notify>,
     requeue: Publisher,
-    in_flight: InFlight,
-}
-
-/// When each task this process runs now started.
-#[derive(Clone, Debug, Default)]
-struct InFlight(Arc<std::sync::Mutex<HashMap<String, Instant>>>);
-
-/// A task's place in [`InFlight`], left when dropped.
-struct Entered {
-    in_flight: InFlight,
-    task_id: String,
-}
-
-impl InFlight {
-    fn enter(&self, task_id: &str) -> Entered {
-        self.lock().insert(task_id.to_owned(), Instant::now());
-        Entered { in_flight: self.clone(), task_id: task_id.to_owned() }
-    }
-
-    /// How long the longest-running task has been running.
-    fn oldest(&self) -> Option<Duration> {
-        self.lock().values().map(Instant::elapsed).max()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        self.in_flight.lock().remove(&self.task_id);
-    }
 }
 
 /// How one task ended, for metrics.
@@ -198,7 +164,6 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
         secrets,
         outbox: outbox.clone(),
         requeue: Publisher::new(requeue_config),
-        in_flight: InFlight::default(),
     });
     let (outbox_stop_tx, outbox_stop) = watch::channel(false);
     let sender = tokio::spawn(outbox_loop(state.clone(), updates, outbox.clone(), outbox_stop));
@@ -217,11 +182,10 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
         tasks.spawn(run_task(ctx.clone(), record, permit, kill_rx.clone()));
     }
     if let Some(aci) = ctx.backends.aci.clone() {
-        let (age, every, in_flight) =
-            (config.orphan_age, config.orphan_sweep_every, ctx.in_flight.clone());
+        let (age, every) = (config.orphan_age, config.orphan_sweep_every);
         tokio::spawn(async move {
             loop {
-                sweep_orphans(&aci, age, &in_flight).await;
+                sweep_orphans(&aci, age).await;
                 match every {
                     Some(every) => tokio::time::sleep(every).await,
                     None => return,
@@ -319,35 +283,18 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
     Ok(0)
 }
 
-/// A running task's container groups are never older than the task: while every
-/// task in flight is younger than the orphan age (with this margin for the sweep's
-/// own duration), a sweep cannot take a group of this process's running jobs.
-const SWEEP_MARGIN: Duration = Duration::from_secs(600);
-
-/// Removes this worker's ACI groups and shares older than `age`, unless a task in
-/// flight is about that old itself.
-async fn sweep_orphans(aci: &backend_aci::AciBackend, age: Duration, in_flight: &InFlight) {
-    if let Some(oldest) = in_flight.oldest().filter(|o| o.saturating_add(SWEEP_MARGIN) >= age) {
-        tracing::info!(
-            running_s = oldest.as_secs(),
-            "orphan sweep skipped: a running task is nearly as old as ORPHAN_AGE_SECS"
-        );
-        return;
-    }
+/// Removes this worker's ACI groups and shares older than `age`. The backend
+/// leaves the jobs this process is running alone, however old, and logs each
+/// delete that fails.
+async fn sweep_orphans(aci: &backend_aci::AciBackend, age: Duration) {
     match aci.sweep_orphans(age).await {
-        Ok(report) => {
-            if report.removed() > 0 {
-                tracing::info!(
-                    groups = report.groups.len(),
-                    shares = report.shares.len(),
-                    "removed orphans"
-                );
-            }
-            for failure in &report.failures {
-                tracing::warn!(name = %failure.name, error = %failure.error,
-                    "orphan sweep: not removed; the next sweep tries again");
-            }
-        }
+        Ok(report) if report.removed() > 0 || report.failed() > 0 => tracing::info!(
+            groups = report.groups.len(),
+            shares = report.shares.len(),
+            failed = report.failed(),
+            "orphan sweep done; what failed is tried again by the next sweep"
+        ),
+        Ok(_) => {}
         Err(e) => tracing::warn!(error = %compute::error_chain(&e), "orphan sweep failed"),
     }
 }
@@ -427,7 +374,6 @@ async fn run_task(
             secret: secret.clone(),
         };
         metrics::gauge!("aci_worker_tasks_in_flight").increment(1.0);
-        let _in_flight = ctx.in_flight.enter(&record.id);
         let started = Instant::now();
         tracing::info!("task started");
         let result = tokio::select! {
