@@ -122,6 +122,18 @@ fn sink(events: &Arc<Events>) -> impl Fn(Event) + Send + Sync + 'static {
     move |e| events.0.lock().unwrap().push(e)
 }
 
+/// Starts running `spec` on a task of its own; the events it reports so far, and
+/// the run.
+fn run_in_background(
+    stack: &Arc<Stack>,
+    spec: JobSpec,
+) -> (Arc<Events>, tokio::task::JoinHandle<compute::Result<compute::Outcome>>) {
+    let events = Arc::new(Events::default());
+    let (stack, sink) = (stack.clone(), sink(&events));
+    let run = tokio::spawn(async move { stack.backend.run(&spec, &sink).await });
+    (events, run)
+}
+
 async fn assert_nothing_left(stack: &Stack, job: &str) {
     assert!(
         stack.emulator.container_groups().is_empty(),
@@ -199,15 +211,7 @@ async fn the_deadline_holds_while_arm_cannot_read_the_group() {
     sleeper.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
     let mut spec = job(&stack, "read-outage", vec![sleeper]);
     spec.time_limit = Some(Duration::from_secs(3));
-    let events = Arc::new(Events::default());
-    let run = {
-        let stack = stack.clone();
-        let events = events.clone();
-        tokio::spawn(async move {
-            let sink = sink(&events);
-            stack.backend.run(&spec, &sink).await
-        })
-    };
+    let (events, run) = run_in_background(&stack, spec);
     let mut waited = 0;
     while !events.started() {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -368,15 +372,7 @@ async fn a_group_stopped_from_outside_ends_the_job() {
     c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
     let spec = job(&stack, "stopped", vec![c]);
     assert_eq!(spec.time_limit, None);
-    let events = Arc::new(Events::default());
-    let run = {
-        let stack = stack.clone();
-        let events = events.clone();
-        tokio::spawn(async move {
-            let sink = sink(&events);
-            stack.backend.run(&spec, &sink).await
-        })
-    };
+    let (events, run) = run_in_background(&stack, spec);
     until_started(&events).await;
     stack.backend.arm().stop_group("stopped").await.unwrap();
     let err = run.await.unwrap().unwrap_err();
@@ -504,15 +500,7 @@ async fn cancelling_in_the_middle_leaves_no_group_and_no_share() {
     let mut c = shell("long", "sleep 300");
     c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
     let spec = job(&stack, "cancelled", vec![c]);
-    let events = Arc::new(Events::default());
-    let run = {
-        let stack = stack.clone();
-        let events = events.clone();
-        tokio::spawn(async move {
-            let sink = sink(&events);
-            stack.backend.run(&spec, &sink).await
-        })
-    };
+    let (events, run) = run_in_background(&stack, spec);
     let mut waited = 0;
     while !events.started() {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -649,15 +637,7 @@ async fn the_orphan_sweep_never_removes_a_job_this_process_runs() {
     let mut c = shell("long", "sleep 300");
     c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
     let spec = job(&stack, "running", vec![c]);
-    let events = Arc::new(Events::default());
-    let run = {
-        let stack = stack.clone();
-        let events = events.clone();
-        tokio::spawn(async move {
-            let sink = sink(&events);
-            stack.backend.run(&spec, &sink).await
-        })
-    };
+    let (events, run) = run_in_background(&stack, spec);
     until_started(&events).await;
     // Every group and share is old enough for a sweep of age zero.
     let report = stack.backend.sweep_orphans(Duration::ZERO).await.unwrap();
