@@ -947,22 +947,37 @@ async fn local_dir_fresh(workspace: &Path, local_dir: &Path) -> Result<(), Error
 
 /// Creates the folders between `workspace` and `local`'s parent, replacing links.
 async fn local_parent_dirs(workspace: &Path, local: &Path) -> Result<(), Error> {
+    let (workspace, local) = (workspace.to_path_buf(), local.to_path_buf());
+    tokio::task::spawn_blocking(move || real_parent_dirs(&workspace, &local))
+        .await
+        .map_err(|e| Error::Config(format!("a folder maker stopped: {e}")))?
+}
+
+/// Makes every folder between `workspace` and `local`'s parent a real folder: a link
+/// or a file standing there is removed, a missing folder created. Whatever a
+/// container left in the workspace, what is written at `local` afterwards lands
+/// inside it.
+fn real_parent_dirs(workspace: &Path, local: &Path) -> Result<(), Error> {
     let relative = local
         .strip_prefix(workspace)
         .map_err(|_| Error::InvalidPath(format!("{} is outside the workspace", local.display())))?;
     let mut current = workspace.to_path_buf();
     let components: Vec<_> = relative.components().collect();
     for component in &components[..components.len().saturating_sub(1)] {
-        current.push(component);
-        match tokio::fs::symlink_metadata(&current).await {
+        let std::path::Component::Normal(name) = component else {
+            return Err(Error::InvalidPath(format!(
+                "{} is not a plain path under the workspace",
+                local.display()
+            )));
+        };
+        current.push(name);
+        match std::fs::symlink_metadata(&current) {
             Ok(meta) if meta.is_dir() => continue,
-            Ok(_) => {
-                tokio::fs::remove_file(&current).await.map_err(|e| Error::io(&current, e))?;
-            }
+            Ok(_) => std::fs::remove_file(&current).map_err(|e| Error::io(&current, e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&current, e)),
         }
-        match tokio::fs::create_dir(&current).await {
+        match std::fs::create_dir(&current) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::io(&current, e));
             }
@@ -1170,6 +1185,7 @@ mod mounted {
                 Err(e) => return Err(Error::io(&source, e)),
                 Ok(_) => {}
             }
+            super::real_parent_dirs(&workspace, &local)?;
             copy_back(&source, &workspace, &local, &mut stats)?;
             Ok(stats)
         })
@@ -1178,7 +1194,8 @@ mod mounted {
 
     /// Copies a share folder or file back, never following a link on either side:
     /// links in the share are left out with a warning, links in the workspace are
-    /// replaced.
+    /// replaced. The folders above `local` are real folders (`real_parent_dirs`), and
+    /// each folder this makes is one too, so nothing lands outside the workspace.
     fn copy_back(
         source: &Path,
         workspace: &Path,
@@ -1196,13 +1213,18 @@ mod mounted {
             tracing::warn!(path = %source.display(), "not collected: not a file or folder");
             return Ok(());
         }
-        if let Ok(existing) = std::fs::symlink_metadata(local)
-            && (existing.file_type().is_symlink() || (existing.is_file() && meta.is_dir()))
+        let existing = std::fs::symlink_metadata(local).ok();
+        if let Some(existing) = &existing
+            && !existing.is_dir()
         {
+            // A link, or a file in the way: a file is written anew, never through
+            // what stands there.
             std::fs::remove_file(local).map_err(|e| Error::io(local, e))?;
         }
         if meta.is_dir() {
-            std::fs::create_dir_all(local).map_err(|e| Error::io(local, e))?;
+            if !existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+                std::fs::create_dir(local).map_err(|e| Error::io(local, e))?;
+            }
             stats.folders += 1;
             for entry in std::fs::read_dir(source).map_err(|e| Error::io(source, e))? {
                 let entry = entry.map_err(|e| Error::io(source, e))?;
@@ -1213,10 +1235,18 @@ mod mounted {
             }
         } else {
             let Some((mut input, _)) = open_file(source)? else { return Ok(()) };
-            if let Some(parent) = local.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            if existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+                return Err(Error::InvalidPath(format!(
+                    "{} is a folder locally but a file on the share",
+                    local.display()
+                )));
             }
-            let mut output = File::create(local).map_err(|e| Error::io(local, e))?;
+            // O_EXCL: never through a link that appeared since the look above.
+            let mut output = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(local)
+                .map_err(|e| Error::io(local, e))?;
             stats.bytes +=
                 std::io::copy(&mut input, &mut output).map_err(|e| Error::io(local, e))?;
             stats.files += 1;

@@ -756,6 +756,60 @@ async fn collect_never_writes_through_a_link() {
     stager.discard(&job).await.unwrap();
 }
 
+/// Links a container may leave in the local workspace, above the collect target and
+/// at a file inside it: in either mode the collected tree lands in the workspace and
+/// nothing is written where the links point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_replaces_links_above_and_inside_its_target_in_both_modes() {
+    let setup = emulator(Faults::default()).await;
+    let mount = tempfile::tempdir().unwrap();
+    let mounted = Stager::mounted(
+        mount.path().to_path_buf(),
+        "afs-share".into(),
+        None,
+        StagingConfig::default(),
+    );
+    for (mode, stager) in [("shares", stager(&setup)), ("mounted", mounted)] {
+        let local = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(local.path().join("out/deep")).unwrap();
+        std::fs::write(local.path().join("out/deep/result.txt"), "result").unwrap();
+        std::fs::write(local.path().join("out/scores.txt"), "1.0").unwrap();
+        let job = JobId::new(format!("parent-links-{mode}")).unwrap();
+        let uploads = [Upload { local: ws("out"), volume: vol("run"), remote: remote("out") }];
+        stager.publish(&job, local.path(), &[], &uploads).await.unwrap();
+
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("scores.txt"), "untouched").unwrap();
+        let untouched = listing(outside.path());
+        let back = tempfile::tempdir().unwrap();
+        // `run` is a link to a folder outside; the target is below it.
+        std::os::unix::fs::symlink(outside.path(), back.path().join("run")).unwrap();
+        let downloads =
+            [Download { volume: vol("run"), remote: remote("out"), local: ws("run/output") }];
+        stager.collect(&job, back.path(), &downloads).await.unwrap();
+        assert!(
+            std::fs::symlink_metadata(back.path().join("run")).unwrap().is_dir(),
+            "{mode}: the link above the target became a real folder"
+        );
+        let output = back.path().join("run/output");
+        assert_eq!(std::fs::read_to_string(output.join("deep/result.txt")).unwrap(), "result");
+        assert_eq!(listing(outside.path()), untouched, "{mode}: wrote through a parent link");
+
+        // Links at a file and at a folder inside the target, then a second collect.
+        std::fs::remove_file(output.join("scores.txt")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("scores.txt"), output.join("scores.txt"))
+            .unwrap();
+        std::fs::remove_dir_all(output.join("deep")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), output.join("deep")).unwrap();
+        stager.collect(&job, back.path(), &downloads).await.unwrap();
+        assert_eq!(std::fs::read_to_string(output.join("scores.txt")).unwrap(), "1.0");
+        assert!(!std::fs::symlink_metadata(output.join("scores.txt")).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(output.join("deep/result.txt")).unwrap(), "result");
+        assert_eq!(listing(outside.path()), untouched, "{mode}: wrote through an inner link");
+        stager.discard(&job).await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mounted_mode_round_trips_watches_and_discards() {
     let mount = tempfile::tempdir().unwrap();
