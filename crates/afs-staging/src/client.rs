@@ -61,6 +61,10 @@ pub struct ClientConfig {
     /// Entries asked for per page of a listing (`maxresults`); `None` leaves it to
     /// the service (5000 on Azure). Listings follow continuation markers either way.
     pub list_page_size: Option<u32>,
+    /// How long creating a share waits while a share of the same name is still being
+    /// deleted (`409 ShareBeingDeleted`: Azure removes a deleted share in the
+    /// background, for seconds to minutes), trying again with backoff.
+    pub share_deletion_wait: Duration,
 }
 
 /// The endpoint shown without what may be secret in it (see [`shown_endpoint`]).
@@ -78,6 +82,7 @@ impl fmt::Debug for ClientConfig {
             .field("initial_backoff", &self.initial_backoff)
             .field("max_backoff", &self.max_backoff)
             .field("list_page_size", &self.list_page_size)
+            .field("share_deletion_wait", &self.share_deletion_wait)
             .finish()
     }
 }
@@ -94,6 +99,7 @@ impl ClientConfig {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(15),
             list_page_size: None,
+            share_deletion_wait: Duration::from_secs(300),
         }
     }
 
@@ -233,6 +239,8 @@ impl FileClient {
     }
 
     /// Creates a share of `quota_gib` GiB with metadata. `Ok(false)` when it exists.
+    /// While a share of that name is still being deleted, waits for it to go, for at
+    /// most [`ClientConfig::share_deletion_wait`].
     pub async fn create_share(
         &self,
         share: &str,
@@ -243,18 +251,43 @@ impl FileClient {
         for (name, value) in metadata {
             headers.push((meta_header(name)?, (*value).to_owned()));
         }
-        let response = self
-            .send(Request {
-                operation: "create share",
-                method: Method::PUT,
-                path: Self::share_path(share),
-                query: vec![("restype", "share".into())],
-                headers,
-                body: None,
-                accept: &[StatusCode::CONFLICT],
-            })
-            .await?;
-        Ok(response.status() != StatusCode::CONFLICT)
+        let started = std::time::Instant::now();
+        let mut backoff = Backoff::new(self.config.initial_backoff, self.config.max_backoff);
+        loop {
+            let response = self
+                .send(Request {
+                    operation: "create share",
+                    method: Method::PUT,
+                    path: Self::share_path(share),
+                    query: vec![("restype", "share".into())],
+                    headers: headers.clone(),
+                    body: None,
+                    accept: &[StatusCode::CONFLICT],
+                })
+                .await?;
+            if response.status() != StatusCode::CONFLICT {
+                return Ok(true);
+            }
+            let code = response.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok());
+            let waited = started.elapsed();
+            match code {
+                Some("ShareAlreadyExists") => return Ok(false),
+                Some("ShareBeingDeleted") if waited < self.config.share_deletion_wait => {
+                    let delay = backoff.next_delay().min(self.config.share_deletion_wait - waited);
+                    tracing::debug!(
+                        share,
+                        delay_ms = delay.as_millis() as u64,
+                        "share still being deleted; waiting to create it again"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                // Still being deleted after the wait, or a conflict of another kind.
+                _ => {
+                    let resource = decode_for_display(&Self::share_path(share));
+                    return Err(Error::from_response("create share", &resource, response).await);
+                }
+            }
+        }
     }
 
     /// Deletes a share with its snapshots. `Ok(false)` when there was none.

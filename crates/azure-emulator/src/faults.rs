@@ -28,6 +28,10 @@ pub struct Faults {
     pub latency: Duration,
     /// Fraction of requests that wait `latency` (1, every request, by default).
     pub latency_rate: f64,
+    /// For this long after a share is deleted, creating a share of the same name is
+    /// answered `409 ShareBeingDeleted`, as Azure does while it removes a deleted
+    /// share in the background (zero, the default: a deleted name is free at once).
+    pub share_deletion_lag: Duration,
     /// Seed of the generator that draws the faults; the same seed and the same
     /// sequence of requests give the same faults.
     pub seed: u64,
@@ -41,6 +45,7 @@ impl Default for Faults {
             after_rate: 0.0,
             latency: Duration::ZERO,
             latency_rate: 1.0,
+            share_deletion_lag: Duration::ZERO,
             seed: 0x5eed,
         }
     }
@@ -84,6 +89,11 @@ impl FaultInjector {
     pub(crate) fn set(&self, faults: Faults) {
         let rng = Rng::new(faults.seed);
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (faults, rng);
+    }
+
+    /// How long a deleted share's name stays taken.
+    pub(crate) fn share_deletion_lag(&self) -> Duration {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0.share_deletion_lag
     }
 
     /// Draws the plan for the next request.

@@ -88,7 +88,9 @@
 //! [`Faults`] makes a share of Files requests fail (`500 InternalError`, `503
 //! ServerBusy`), be throttled (`503` with `Retry-After`), fail after their effect took
 //! place, or wait; drawn from a seeded generator, set at start or any time with
-//! [`Emulator::set_faults`]. ARM has counted faults of its own ([`ArmFaults`], below).
+//! [`Emulator::set_faults`]. It can also keep a deleted share's name taken for a while
+//! (`409 ShareBeingDeleted` to a create, as Azure answers while it removes the share
+//! in the background). ARM has counted faults of its own ([`ArmFaults`], below).
 //!
 //! # Entra ID and ARM
 //!

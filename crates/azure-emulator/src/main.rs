@@ -68,6 +68,10 @@ struct Args {
     /// Fraction of requests delayed by --latency-ms (default: all).
     #[arg(long, value_name = "RATE", default_value_t = 1.0, value_parser = rate)]
     latency_rate: f64,
+    /// For this long after a share is deleted, creating one of its name is answered
+    /// 409 ShareBeingDeleted, as on Azure.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    share_deletion_lag_ms: u64,
     /// Seed of the fault generator.
     #[arg(long, default_value_t = Faults::default().seed)]
     seed: u64,
@@ -195,6 +199,7 @@ async fn main() -> ExitCode {
             after_rate: args.after_rate,
             latency: Duration::from_millis(args.latency_ms),
             latency_rate: args.latency_rate,
+            share_deletion_lag: Duration::from_millis(args.share_deletion_lag_ms),
             seed: args.seed,
         },
     };

@@ -92,6 +92,8 @@ pub(crate) struct FilesService {
     key: SharedKey,
     store: Arc<Store>,
     faults: FaultInjector,
+    /// When each share was last deleted, for `Faults::share_deletion_lag`.
+    deleted: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
     requests: AtomicU64,
     /// `http://host:port/<account>`.
     endpoint: String,
@@ -109,9 +111,33 @@ impl FilesService {
             key,
             store: Arc::new(store),
             faults: FaultInjector::new(config.faults),
+            deleted: Default::default(),
             requests: AtomicU64::new(0),
             endpoint,
         })
+    }
+
+    /// Notes that `share` was deleted just now.
+    fn deleted(&self, share: String) {
+        let mut deleted = self.deleted.lock().unwrap_or_else(|e| e.into_inner());
+        deleted.retain(|_, at| at.elapsed() < self.faults.share_deletion_lag());
+        if !self.faults.share_deletion_lag().is_zero() {
+            deleted.insert(share, Instant::now());
+        }
+    }
+
+    /// `409 ShareBeingDeleted` while `share` was deleted less than the configured lag
+    /// ago.
+    fn refuse_while_deleting(&self, share: &str) -> Result<(), StorageError> {
+        let deleted = self.deleted.lock().unwrap_or_else(|e| e.into_inner());
+        match deleted.get(share) {
+            Some(at) if at.elapsed() < self.faults.share_deletion_lag() => Err(StorageError::new(
+                axum::http::StatusCode::CONFLICT,
+                "ShareBeingDeleted",
+                "The specified share is being deleted. Try operation later.",
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn share_dir(&self, share: &str) -> PathBuf {

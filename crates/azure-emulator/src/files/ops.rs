@@ -349,6 +349,7 @@ impl Call<'_> {
         };
         let metadata = metadata(&self.parts.headers)?;
         let share = self.share();
+        self.service.refuse_while_deleting(&share)?;
         let info = self.store(move |s| s.create_share(&share, quota, metadata)).await?;
         let mut headers = HeaderMap::new();
         insert(&mut headers, "etag", &info.etag());
@@ -371,7 +372,9 @@ impl Call<'_> {
 
     async fn delete_share(&self) -> Result<Response> {
         let share = self.share();
+        let deleted = share.clone();
         self.store(move |s| s.delete_share(&share)).await?;
+        self.service.deleted(deleted);
         Ok(response(StatusCode::ACCEPTED, HeaderMap::new(), Body::empty()))
     }
 
