@@ -302,8 +302,8 @@
 //! [`SPOT_EVICTION_EVENT`], the emulator's own name: ACI documents evictions, not
 //! their event); pulls of images matching a pattern failing; the next N stops
 //! leaving the group `Stopped` without any instance view of its containers (ACI
-//! documents that a stop keeps no container state). Token requests are never
-//! faulted.
+//! documents that a stop keeps no container state); deletes that take longer, the
+//! group `Deleting` meanwhile. Token requests are never faulted.
 //!
 //! ### Not covered
 //!

@@ -1,7 +1,8 @@
 //! A small Azure Resource Manager client for container groups.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use azure_core::credentials::TokenCredential;
 use backoff::Backoff;
@@ -108,6 +109,13 @@ pub struct ArmTarget {
     /// The `api-version` of Microsoft.ContainerInstance.
     pub api_version: String,
 }
+
+/// The most pages a listing follows: far more than a resource group's container
+/// groups fill (ARM sends them a hundred or more to a page).
+const MAX_PAGES: usize = 1000;
+
+/// The longest `Retry-After` waited for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// The ARM client. Cheap to clone.
 #[derive(Clone)]
@@ -284,19 +292,23 @@ impl ArmClient {
         Ok(logs.content.unwrap_or_default())
     }
 
-    /// Every container group of the resource group.
+    /// Every container group of the resource group. A listing whose `nextLink`
+    /// comes back again, or that runs past 1000 pages, fails rather than
+    /// going on forever.
     pub async fn list_groups(&self) -> Result<Vec<ContainerGroup>, ArmError> {
+        let operation = "list container groups";
         let mut groups = Vec::new();
         let mut url = format!("{}?api-version={}", self.groups_url(), self.target.api_version);
+        let mut pages = Pages::default();
         loop {
-            let page: GroupList = self
-                .call("list container groups", Method::GET, url, None, Retry::Transient)
-                .await?;
+            let page: GroupList =
+                self.call(operation, Method::GET, url, None, Retry::Transient).await?;
             groups.extend(page.value);
-            match page.next_link {
-                // Follow only links to the same ARM endpoint: the bearer token goes with it.
-                Some(next) if next.starts_with(&self.target.endpoint) => url = next,
-                _ => return Ok(groups),
+            // Follow only links to the same ARM endpoint: the bearer token goes with it.
+            let next = page.next_link.filter(|next| next.starts_with(&self.target.endpoint));
+            match pages.next(operation, next)? {
+                Some(next) => url = next,
+                None => return Ok(groups),
             }
         }
     }
@@ -372,8 +384,8 @@ impl ArmClient {
         };
         let request_id = header("x-ms-request-id");
         let retry_after = header("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| RetryAfter(Duration::from_secs(s.min(300))));
+            .and_then(|v| parse_retry_after(&v, SystemTime::now()))
+            .map(RetryAfter);
         let text = response.text().await.map_err(|e| ArmError::Network {
             operation: operation.to_owned(),
             source: e.without_url(),
@@ -396,5 +408,104 @@ impl ArmClient {
             request_id,
             retry_after,
         })
+    }
+}
+
+/// The links a listing followed: each page's `nextLink` must be new, and there may
+/// be at most [`MAX_PAGES`] pages.
+#[derive(Default)]
+struct Pages {
+    seen: HashSet<String>,
+}
+
+impl Pages {
+    /// The next page's URL, `None` when the listing is complete, or an error when
+    /// the link was followed before or there are too many pages.
+    fn next(&mut self, operation: &str, next: Option<String>) -> Result<Option<String>, ArmError> {
+        let Some(next) = next else { return Ok(None) };
+        let decode = |detail: String| ArmError::Decode { operation: operation.to_owned(), detail };
+        // The first page came without a link of its own.
+        if self.seen.len() + 1 >= MAX_PAGES {
+            return Err(decode(format!("the listing goes on past {MAX_PAGES} pages")));
+        }
+        if !self.seen.insert(next.clone()) {
+            // The link itself is not shown: it may carry a continuation token.
+            return Err(decode(format!(
+                "page {} links to a page the listing already read",
+                self.seen.len() + 1
+            )));
+        }
+        Ok(Some(next))
+    }
+}
+
+/// A `Retry-After` value: whole seconds, or an HTTP date (as of `now`; one in the
+/// past is no wait). At most [`MAX_RETRY_AFTER`].
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(now).unwrap_or_default()
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let after = |value: &str| parse_retry_after(value, now);
+        assert_eq!(after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(after("Wed, 21 Oct 2015 07:30:00 GMT"), Some(Duration::from_secs(120)));
+        // The other two forms HTTP allows.
+        assert_eq!(after("Wednesday, 21-Oct-15 07:28:30 GMT"), Some(Duration::from_secs(30)));
+        assert_eq!(after("Wed Oct 21 07:28:45 2015"), Some(Duration::from_secs(45)));
+        // A date gone by: no wait. Far ahead, or many seconds: the cap.
+        assert_eq!(after("Wed, 21 Oct 2015 07:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(after("Thu, 22 Oct 2015 07:28:00 GMT"), Some(MAX_RETRY_AFTER));
+        assert_eq!(after("86400"), Some(MAX_RETRY_AFTER));
+        for nonsense in ["", "soon", "-5", "1.5", "Wed, 32 Oct 2015 07:28:00 GMT"] {
+            assert_eq!(after(nonsense), None, "{nonsense:?}");
+        }
+    }
+
+    #[test]
+    fn a_listing_never_reads_a_page_twice_nor_without_end() {
+        let operation = "list container groups";
+        let link = |n: usize| format!("https://management.azure.com/groups?$skiptoken={n}");
+        // The last page has no link.
+        let mut pages = Pages::default();
+        assert_eq!(pages.next(operation, Some(link(1))).unwrap(), Some(link(1)));
+        assert_eq!(pages.next(operation, Some(link(2))).unwrap(), Some(link(2)));
+        assert_eq!(pages.next(operation, None).unwrap(), None);
+
+        // The same link again: an error, which does not show the link's token.
+        let mut pages = Pages::default();
+        pages.next(operation, Some(link(1))).unwrap();
+        pages.next(operation, Some(link(2))).unwrap();
+        let err = pages.next(operation, Some(link(1))).unwrap_err();
+        let text = err.to_string();
+        assert!(!err.is_transient(), "{text}");
+        assert!(text.contains("already read") && !text.contains("skiptoken"), "{text}");
+
+        // New links without end: stopped at the cap.
+        let mut pages = Pages::default();
+        let mut followed = 1;
+        let err = loop {
+            match pages.next(operation, Some(link(followed))) {
+                Ok(Some(_)) => followed += 1,
+                Ok(None) => unreachable!("there was a link"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(followed, MAX_PAGES, "pages read");
+        assert!(err.to_string().contains("past 1000 pages"), "{err}");
     }
 }

@@ -1,5 +1,37 @@
 //! A [`ComputeBackend`] on Azure Container Instances.
 //!
+//! Run a job as a container group, its workspace staged on Azure Files:
+//!
+//! ```no_run
+//! use afs_staging::auth::SharedKey;
+//! use afs_staging::{ClientConfig, Credential, FileClient, Stager, StagingConfig};
+//! use backend_aci::{AciBackend, AciConfig, ArmClient, ArmTarget, credentials};
+//! use compute::ComputeBackend;
+//!
+//! # async fn example(spec: compute::JobSpec) -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = credentials::SdkAuth::from_file("/etc/aci-worker/azure_creds".as_ref())?;
+//! let http = credentials::http_client(None)?;
+//! let arm = ArmClient::new(http.clone(), auth.credential(&http)?, ArmTarget {
+//!     endpoint: auth.resource_manager_endpoint_url.clone(),
+//!     subscription_id: auth.subscription_id.clone(),
+//!     resource_group: "codalab-workers".into(),
+//!     api_version: backend_aci::API_VERSION.into(),
+//! });
+//! let key = SharedKey::new("mystorageaccount", &std::env::var("AZURE_STORAGE_KEY")?)?;
+//! let endpoint = ClientConfig::azure_endpoint("mystorageaccount");
+//! let files = FileClient::new(ClientConfig::new(endpoint, Credential::SharedKey(key)))?;
+//! let stager = Stager::shares(files, StagingConfig::default());
+//! let backend = AciBackend::new(arm, stager, AciConfig::new("westeurope", "worker-1"));
+//!
+//! // Stages, creates the group, follows it, collects, and deletes group and shares.
+//! let outcome = backend.run(&spec, &|event| println!("{event:?}")).await?;
+//! println!("succeeded: {}", outcome.succeeded());
+//! // What a crash left of a job (a group, shares), by its id:
+//! backend.cleanup(&spec.id).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Each job becomes one container group named after the job id, with one container
 //! per [`ContainerSpec`](compute::ContainerSpec). The workspace reaches the
 //! containers through Azure File shares staged by `afs-staging`: every mounted
@@ -8,20 +40,25 @@
 //! those alone. Containers run argv exactly as given: under a fixed `/bin/sh`
 //! wrapper that takes every value as a positional argument (never splicing input
 //! into a shell string), changes to the working directory and sends stdout and
-//! stderr to files on a share; a program name starting with `-` is never read as an
-//! option of the wrapper's `exec`. For an image without a shell the group is run
-//! again without the wrapper, and a container with an empty argv runs without it
-//! from the start, with no command, so that its image's own entrypoint and command
-//! run: for both the logs API supplies the output (all of it in the stdout file),
-//! and the working directory is the image's own. Mounted mode needs the wrapper,
-//! and refuses an empty argv.
+//! stderr to files on a logs share of that container's own (`<job>-logs<index>`,
+//! mounted in no other container: what ingestion prints, perhaps from hidden data,
+//! the participant's container can neither read nor overwrite); a program name
+//! starting with `-` is never read as an option of the wrapper's `exec`. For an
+//! image without a shell the group is run again without the wrapper, and a
+//! container with an empty argv runs without it from the start, with no command, so
+//! that its image's own entrypoint and command run: for both the logs API supplies
+//! the output (all of it in the stdout file), and the working directory is the
+//! image's own. Mounted mode needs the wrapper, and refuses an empty argv; it is
+//! weaker, as every container mounts its one share (each container's output goes to
+//! a folder of its own there).
 //!
 //! The backend polls the group (quickly at first, then less often, honouring
 //! `Retry-After`), reports containers starting and exiting, follows watched files,
 //! stops the group at the time limit (counted from the containers' `startTime` as
 //! ACI reports it, and never slept past), brings writable folders and output back,
 //! and always deletes the group and its shares, also when the run future is
-//! dropped. A group that is over (`Succeeded`, `Failed`, `Stopped`, or a failed
+//! dropped (a run of the same job started meanwhile waits until that cleanup is
+//! done). A group that is over (`Succeeded`, `Failed`, `Stopped`, or a failed
 //! provisioning) ends the run even when its containers report no exit: `Succeeded`
 //! means every container exited with 0; otherwise a container without an exit code
 //! fails the job, saying that the group was stopped from outside or ended.
@@ -52,37 +89,7 @@
 //! an age (what a crash left): it never touches a job this process is running,
 //! however old, goes on past a delete that fails, and reports what it removed and
 //! what it could not. It is safe to run periodically while jobs run.
-//!
-//! # Example
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use afs_staging::{ClientConfig, Credential, FileClient, Stager, StagingConfig};
-//! use afs_staging::auth::SharedKey;
-//! use backend_aci::{AciBackend, AciConfig, ArmClient, ArmTarget, credentials};
-//! use compute::ComputeBackend;
-//!
-//! # async fn example(spec: compute::JobSpec) -> Result<(), Box<dyn std::error::Error>> {
-//! let auth = credentials::SdkAuth::from_file("/etc/aci-worker/azure_creds".as_ref())?;
-//! let http = credentials::http_client(None)?;
-//! let arm = ArmClient::new(http.clone(), auth.credential(&http)?, ArmTarget {
-//!     endpoint: auth.resource_manager_endpoint_url.clone(),
-//!     subscription_id: auth.subscription_id.clone(),
-//!     resource_group: "codalab-workers".into(),
-//!     api_version: backend_aci::API_VERSION.into(),
-//! });
-//! let key = SharedKey::new("mystorageaccount", "base64key==")?;
-//! let files = FileClient::new(ClientConfig::new(
-//!     ClientConfig::azure_endpoint("mystorageaccount"),
-//!     Credential::SharedKey(key),
-//! ))?;
-//! let stager = Stager::shares(files, StagingConfig::default());
-//! let backend = AciBackend::new(arm, stager, AciConfig::new("westeurope", "worker-1"));
-//! let outcome = backend.run(&spec, &|event| println!("{event:?}")).await?;
-//! println!("succeeded: {}", outcome.succeeded());
-//! # Ok(())
-//! # }
-//! ```
+//! [`ComputeBackend::cleanup`] removes one job's group and shares.
 
 pub mod arm;
 pub mod credentials;
@@ -325,7 +332,7 @@ impl AciBackend {
             let _claim = match inner.claims.sweep(&job) {
                 Ok(claim) => claim,
                 Err(claim) => {
-                    if claim != Claim::Sweeping {
+                    if claim.runs_here() {
                         report.running.push(name);
                     }
                     live.insert(job);
@@ -846,19 +853,26 @@ impl ComputeBackend for AciBackend {
     ) -> BoxFuture<'a, compute::Result<Outcome>> {
         Box::pin(async move {
             spec.validate()?;
-            // While the job runs, an orphan sweep leaves its group and shares alone
-            // (and a sweep already deleting them finishes first).
-            let _claim = self.inner.claims.run(spec.id.as_str()).await;
+            // While the job runs, an orphan sweep leaves its group and shares alone;
+            // a sweep already deleting them, or the cleanup after a cancelled run of
+            // the same job, finishes first.
+            let claim = self.inner.claims.run(spec.id.as_str()).await;
             if !spec.network && !self.inner.network_warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     "ACI container groups always have outbound network access: jobs asking \
                      for no network get it all the same"
                 );
             }
+            // From here on, a dropped run future leaves a cleanup behind that holds
+            // the claim until it is done.
+            let guard =
+                CleanupGuard { backend: self.clone(), job: spec.id.clone(), claim: Some(claim) };
             // A group or shares left by an earlier attempt of the same job (a worker
             // killed mid-run and restarted) go first: the run starts clean.
-            self.cleanup_job(&spec.id).await?;
-            let guard = CleanupGuard { backend: self.clone(), job: Some(spec.id.clone()) };
+            if let Err(e) = self.cleanup_job(&spec.id).await {
+                guard.disarm();
+                return Err(e);
+            }
             let result = self.run_job(spec, events).await;
             let cleaned = self.cleanup_job(&spec.id).await;
             guard.disarm();
@@ -871,33 +885,45 @@ impl ComputeBackend for AciBackend {
     }
 
     fn cleanup<'a>(&'a self, job: &'a JobId) -> BoxFuture<'a, compute::Result<()>> {
-        Box::pin(self.cleanup_job(job))
+        Box::pin(async move {
+            // After a sweep or a cancelled run's cleanup of the same job, never
+            // alongside one.
+            let _claim = self.inner.claims.run(job.as_str()).await;
+            self.cleanup_job(job).await
+        })
     }
 }
 
-/// Deletes the group and shares of a run whose future was dropped midway.
+/// Deletes the group and shares of a run whose future was dropped midway, holding
+/// the run's claim until that is done: a new run of the same job waits for it, so
+/// that the late cleanup cannot delete the new run's group and shares.
 struct CleanupGuard {
     backend: AciBackend,
-    job: Option<JobId>,
+    job: JobId,
+    /// The run's hold on the job; `None` once disarmed.
+    claim: Option<ClaimGuard>,
 }
 
 impl CleanupGuard {
+    /// The run cleaned up itself: releases the claim.
     fn disarm(mut self) {
-        self.job = None;
+        drop(self.claim.take());
     }
 }
 
 impl Drop for CleanupGuard {
     fn drop(&mut self) {
-        let Some(job) = self.job.take() else { return };
-        let backend = self.backend.clone();
+        let Some(mut claim) = self.claim.take() else { return };
+        let (backend, job) = (self.backend.clone(), self.job.clone());
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
+                claim.cleaning();
                 handle.spawn(async move {
                     if let Err(e) = backend.cleanup_job(&job).await {
                         tracing::warn!(job = %job, error = %compute::error_chain(&e),
                             "cleanup after cancel failed; the orphan sweep will retry");
                     }
+                    drop(claim);
                 });
             }
             Err(_) => {
@@ -1093,7 +1119,8 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Which jobs this process runs, and which an orphan sweep is deleting: a sweep
 /// never deletes the group or shares of a job that runs here, and a run waits for
-/// a sweep that is deleting its job's leftovers.
+/// a sweep that is deleting its job's leftovers, and for the cleanup of a cancelled
+/// run of the same job.
 #[derive(Debug, Default)]
 struct Claims {
     jobs: Mutex<HashMap<String, Claim>>,
@@ -1103,10 +1130,18 @@ struct Claims {
 /// What holds a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Claim {
-    /// This many runs of it here.
-    Running(usize),
+    /// This many runs of it here; `cleanups` of them were cancelled and are deleting
+    /// the job's group and shares, which a new run waits for.
+    Running { runs: usize, cleanups: usize },
     /// A sweep is deleting its group or shares.
     Sweeping,
+}
+
+impl Claim {
+    /// Whether a run of the job goes on here (not only a cleanup or a sweep).
+    fn runs_here(self) -> bool {
+        matches!(self, Claim::Running { runs, cleanups } if runs > cleanups)
+    }
 }
 
 impl Claims {
@@ -1115,18 +1150,23 @@ impl Claims {
     }
 
     /// Holds `job` as running until the guard is dropped; waits while a sweep
-    /// deletes it.
+    /// deletes it, or a cancelled run's cleanup does.
     async fn run(self: &Arc<Self>, job: &str) -> ClaimGuard {
         loop {
             let released = self.released.notified();
             tokio::pin!(released);
             // Registered before the look, so that no release is missed.
             released.as_mut().enable();
-            if let Claim::Running(runs) =
-                self.jobs().entry(job.to_owned()).or_insert(Claim::Running(0))
+            let idle = Claim::Running { runs: 0, cleanups: 0 };
+            if let Claim::Running { runs, cleanups: 0 } =
+                self.jobs().entry(job.to_owned()).or_insert(idle)
             {
                 *runs += 1;
-                return ClaimGuard { claims: Arc::clone(self), job: job.to_owned() };
+                return ClaimGuard {
+                    claims: Arc::clone(self),
+                    job: job.to_owned(),
+                    cleanup: false,
+                };
             }
             released.await;
         }
@@ -1139,7 +1179,7 @@ impl Claims {
             return Err(*claim);
         }
         jobs.insert(job.to_owned(), Claim::Sweeping);
-        Ok(ClaimGuard { claims: Arc::clone(self), job: job.to_owned() })
+        Ok(ClaimGuard { claims: Arc::clone(self), job: job.to_owned(), cleanup: false })
     }
 }
 
@@ -1148,13 +1188,33 @@ impl Claims {
 struct ClaimGuard {
     claims: Arc<Claims>,
     job: String,
+    /// The run was cancelled and this holds the job for its cleanup.
+    cleanup: bool,
+}
+
+impl ClaimGuard {
+    /// Turns a run's hold into that of its cleanup after a cancel: new runs of the
+    /// job wait until it is dropped.
+    fn cleaning(&mut self) {
+        if let Some(Claim::Running { cleanups, .. }) = self.claims.jobs().get_mut(&self.job)
+            && !self.cleanup
+        {
+            *cleanups += 1;
+            self.cleanup = true;
+        }
+    }
 }
 
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
         let mut jobs = self.claims.jobs();
         match jobs.get_mut(&self.job) {
-            Some(Claim::Running(runs)) if *runs > 1 => *runs -= 1,
+            Some(Claim::Running { runs, cleanups }) if *runs > 1 => {
+                *runs -= 1;
+                if self.cleanup {
+                    *cleanups -= 1;
+                }
+            }
             _ => {
                 jobs.remove(&self.job);
             }
@@ -1396,11 +1456,12 @@ mod tests {
     async fn a_sweep_never_takes_a_running_job_and_a_run_waits_for_a_sweep() {
         use futures_util::FutureExt as _;
         let claims = Arc::new(Claims::default());
+        let one = Claim::Running { runs: 1, cleanups: 0 };
         let running = claims.run("a").await;
-        assert_eq!(claims.sweep("a").err(), Some(Claim::Running(1)));
+        assert_eq!(claims.sweep("a").err(), Some(one));
         let twice = claims.run("a").await;
         drop(running);
-        assert_eq!(claims.sweep("a").err(), Some(Claim::Running(1)));
+        assert_eq!(claims.sweep("a").err(), Some(one));
         drop(twice);
 
         let sweeping = claims.sweep("a").unwrap();
@@ -1411,7 +1472,32 @@ mod tests {
         drop(claims.run("b").await);
         drop(sweeping);
         let running = run.await;
-        assert_eq!(claims.sweep("a").err(), Some(Claim::Running(1)));
+        assert_eq!(claims.sweep("a").err(), Some(one));
+        drop(running);
+        assert!(claims.sweep("a").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_run_waits_for_the_cleanup_of_a_cancelled_run_of_its_job() {
+        use futures_util::FutureExt as _;
+        let claims = Arc::new(Claims::default());
+        let mut cancelled = claims.run("a").await;
+        let other = claims.run("a").await;
+        cancelled.cleaning();
+        let held = Claim::Running { runs: 2, cleanups: 1 };
+        assert_eq!(claims.sweep("a").err(), Some(held));
+        assert!(held.runs_here());
+        drop(other);
+        // Only the cleanup holds the job: no sweep takes it, and it is no run.
+        let cleaning = claims.sweep("a").err().unwrap();
+        assert_eq!(cleaning, Claim::Running { runs: 1, cleanups: 1 });
+        assert!(!cleaning.runs_here());
+        let mut run = Box::pin(claims.run("a"));
+        assert!((&mut run).now_or_never().is_none(), "a run started while a cleanup went on");
+        drop(claims.run("b").await);
+        drop(cancelled);
+        let running = run.await;
+        assert_eq!(claims.sweep("a").err(), Some(Claim::Running { runs: 1, cleanups: 0 }));
         drop(running);
         assert!(claims.sweep("a").is_ok());
     }

@@ -19,7 +19,9 @@ pub(crate) const IO_MOUNT: &str = "/aci-worker-io";
 pub(crate) const SHARE_MOUNT: &str = "/aci-worker-share";
 /// The ACI volume name of mounted mode's share.
 const SHARE_VOLUME: &str = "share";
-/// The volume for captured output.
+/// The volumes for captured output, one per container: `logs0`, `logs1`, ... (by
+/// the container's index). A share name is `<job>-<volume>`: with the longest job
+/// id (50) and volume name (12), 63 characters, Azure's limit.
 const LOGS_VOLUME: &str = "logs";
 
 /// The shell wrapper: changes to the working directory, links mounted-mode folders
@@ -59,9 +61,11 @@ pub(crate) struct PlanVolume {
     pub writable: bool,
 }
 
-/// Output captured by the wrapper: a file in the logs volume and where it goes.
+/// Output captured by the wrapper: a file in its container's logs volume and where
+/// it goes.
 #[derive(Clone, Debug)]
 pub(crate) struct Capture {
+    pub volume: VolumeName,
     pub remote: RemotePath,
     pub local: WorkspacePath,
 }
@@ -70,7 +74,10 @@ pub(crate) struct Capture {
 #[derive(Clone, Debug)]
 pub(crate) struct Plan {
     pub volumes: Vec<PlanVolume>,
-    pub logs: VolumeName,
+    /// By container: the volume its wrapper writes captured output to, a share that
+    /// container alone mounts (in mounted mode, a folder of the one share). `None`
+    /// for a container that captures nothing, or starts without the wrapper.
+    pub logs: Vec<Option<VolumeName>>,
     pub captures: Vec<Capture>,
     /// Watched files: workspace path, and where they are on the shares.
     pub watches: Vec<(WorkspacePath, VolumeName, RemotePath)>,
@@ -109,16 +116,23 @@ impl Plan {
                 writable: *writable,
             })
             .collect();
-        let logs = VolumeName::new(LOGS_VOLUME).expect("valid");
+        let mut logs = Vec::new();
         let mut captures = Vec::new();
-        for container in &spec.containers {
+        for (i, container) in spec.containers.iter().enumerate() {
+            let captured = container.stdout.is_some() || container.stderr.is_some();
+            if container.argv.is_empty() || !captured {
+                logs.push(None);
+                continue;
+            }
+            let volume = VolumeName::new(format!("{LOGS_VOLUME}{i}")).expect("short names");
             for (stream, local) in [("stdout", &container.stdout), ("stderr", &container.stderr)] {
                 if let Some(local) = local {
                     let remote = RemotePath::new(&format!("{}.{stream}", container.name))
                         .expect("container names are valid file names");
-                    captures.push(Capture { remote, local: local.clone() });
+                    captures.push(Capture { volume: volume.clone(), remote, local: local.clone() });
                 }
             }
+            logs.push(Some(volume));
         }
         let mut watches = Vec::new();
         for watched in &spec.watch {
@@ -141,7 +155,7 @@ impl Plan {
     /// Every volume the run creates.
     pub fn volume_names(&self) -> Vec<VolumeName> {
         let mut names: Vec<VolumeName> = self.volumes.iter().map(|v| v.name.clone()).collect();
-        names.push(self.logs.clone());
+        names.extend(self.logs.iter().flatten().cloned());
         names
     }
 
@@ -170,7 +184,7 @@ impl Plan {
             })
             .collect();
         downloads.extend(self.captures.iter().map(|c| Download {
-            volume: self.logs.clone(),
+            volume: c.volume.clone(),
             remote: c.remote.clone(),
             local: c.local.clone(),
         }));
@@ -208,17 +222,16 @@ impl Plan {
         let mounted = stager.is_mounted();
         let mut volumes = Vec::new();
         if mounted {
-            let share = stager.location(&spec.id, &self.logs).share;
+            // Every volume of the job is a folder of this one share.
+            let any = VolumeName::new(SHARE_VOLUME).expect("valid");
+            let share = stager.location(&spec.id, &any).share;
             volumes.push(Volume { name: SHARE_VOLUME.into(), azure_file: Some(azure_file(share)) });
         } else {
-            for v in &self.volumes {
-                let share = stager.location(&spec.id, &v.name).share;
+            for name in self.volume_names() {
+                let share = stager.location(&spec.id, &name).share;
                 volumes
-                    .push(Volume { name: v.name.to_string(), azure_file: Some(azure_file(share)) });
+                    .push(Volume { name: name.to_string(), azure_file: Some(azure_file(share)) });
             }
-            let share = stager.location(&spec.id, &self.logs).share;
-            volumes
-                .push(Volume { name: self.logs.to_string(), azure_file: Some(azure_file(share)) });
         }
 
         let mut containers = Vec::new();
@@ -239,6 +252,7 @@ impl Plan {
                     )
                 }));
             }
+            let logs = self.logs.get(i).and_then(Option::as_ref);
             let mut mounts = Vec::new();
             let mut links: Vec<String> = Vec::new();
             if mounted {
@@ -260,26 +274,27 @@ impl Plan {
                         read_only: Some(m.read_only),
                     });
                 }
-                if wrap {
+                // Its own logs share, which no other container mounts.
+                if let Some(logs) = logs.filter(|_| wrap) {
                     mounts.push(VolumeMount {
-                        name: self.logs.to_string(),
+                        name: logs.to_string(),
                         mount_path: IO_MOUNT.into(),
                         read_only: Some(false),
                     });
                 }
             }
             let command = if wrap {
-                let io_dir = if mounted {
-                    format!(
+                let io_dir = match logs {
+                    Some(logs) if mounted => Some(format!(
                         "{SHARE_MOUNT}/{}",
-                        stager.location(&spec.id, &self.logs).prefix.as_str()
-                    )
-                } else {
-                    IO_MOUNT.to_owned()
+                        stager.location(&spec.id, logs).prefix.as_str()
+                    )),
+                    Some(_) => Some(IO_MOUNT.to_owned()),
+                    None => None,
                 };
-                let out = |local: &Option<WorkspacePath>, stream: &str| match local {
-                    Some(_) => format!("{io_dir}/{}.{stream}", c.name),
-                    None => "/dev/null".to_owned(),
+                let out = |local: &Option<WorkspacePath>, stream: &str| match (local, &io_dir) {
+                    (Some(_), Some(io_dir)) => format!("{io_dir}/{}.{stream}", c.name),
+                    _ => "/dev/null".to_owned(),
                 };
                 let mut command = vec![
                     SHELL.to_owned(),
@@ -511,6 +526,111 @@ mod tests {
             Err(Error::InvalidSpec(text)) => assert!(text.contains("empty argv"), "{text}"),
             other => panic!("expected InvalidSpec, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn each_wrapped_container_captures_into_a_share_of_its_own() {
+        let workspace = tempfile::tempdir().unwrap();
+        let mut spec = spec(workspace.path(), &["python", "run.py"]);
+        // The longest job id: share names stay within Azure's 63 characters.
+        spec.id = JobId::new("j".repeat(JobId::MAX_LEN)).unwrap();
+        let mut second = spec.containers[0].clone();
+        second.name = ContainerName::new("second").unwrap();
+        second.stdout = None;
+        second.stderr = Some(WorkspacePath::new("logs/second.stderr").unwrap());
+        // Captures nothing: no logs share, output to /dev/null.
+        let mut quiet = spec.containers[0].clone();
+        quiet.name = ContainerName::new("quiet").unwrap();
+        quiet.stdout = None;
+        // Keeps its image's entrypoint: the logs API has its output.
+        let mut own = spec.containers[0].clone();
+        own.name = ContainerName::new("own").unwrap();
+        own.argv.clear();
+        spec.containers.extend([second, quiet, own]);
+
+        let plan = Plan::new(&spec).unwrap();
+        let names = |logs: &[Option<VolumeName>]| -> Vec<Option<String>> {
+            logs.iter().map(|l| l.as_ref().map(VolumeName::to_string)).collect()
+        };
+        assert_eq!(
+            names(&plan.logs),
+            [Some("logs0".to_owned()), Some("logs1".to_owned()), None, None]
+        );
+        let downloads: Vec<(String, String, String)> = plan
+            .downloads()
+            .iter()
+            .filter(|d| d.volume.as_str().starts_with("logs"))
+            .map(|d| (d.volume.to_string(), d.remote.as_str().to_owned(), d.local.to_string()))
+            .collect();
+        assert_eq!(
+            downloads,
+            [
+                ("logs0".to_owned(), "main.stdout".to_owned(), "logs/main.stdout".to_owned()),
+                ("logs1".to_owned(), "second.stderr".to_owned(), "logs/second.stderr".to_owned()),
+            ]
+        );
+
+        let group = group(&spec, Priority::Regular);
+        let props = &group.properties;
+        let share_of = |volume: &str| {
+            let v = props.volumes.iter().find(|v| v.name == volume).unwrap();
+            v.azure_file.as_ref().unwrap().share_name.clone()
+        };
+        for volume in &props.volumes {
+            let share = &volume.azure_file.as_ref().unwrap().share_name;
+            assert!(share.len() <= 63, "{share}");
+        }
+        let io_mounts = |i: usize| -> Vec<String> {
+            let c = &props.containers[i].properties;
+            c.volume_mounts
+                .iter()
+                .filter(|m| m.mount_path == IO_MOUNT)
+                .map(|m| m.name.clone())
+                .collect()
+        };
+        assert_eq!(io_mounts(0), ["logs0"]);
+        assert_eq!(io_mounts(1), ["logs1"]);
+        assert!(io_mounts(2).is_empty() && io_mounts(3).is_empty());
+        assert_ne!(share_of("logs0"), share_of("logs1"));
+        assert!(share_of("logs1").ends_with("-logs1"), "{}", share_of("logs1"));
+        // Each logs share is mounted by its container alone.
+        for volume in ["logs0", "logs1"] {
+            let mounting = props
+                .containers
+                .iter()
+                .filter(|c| c.properties.volume_mounts.iter().any(|m| m.name == volume))
+                .count();
+            assert_eq!(mounting, 1, "{volume}");
+        }
+        // The wrapper's STDOUT and STDERR arguments.
+        let streams = |i: usize| props.containers[i].properties.command[4..6].to_vec();
+        assert_eq!(streams(0), [format!("{IO_MOUNT}/main.stdout"), "/dev/null".to_owned()]);
+        assert_eq!(streams(1), ["/dev/null".to_owned(), format!("{IO_MOUNT}/second.stderr")]);
+        assert_eq!(streams(2), ["/dev/null", "/dev/null"]);
+
+        // Mounted mode: one share for all (the weaker mode), a folder per container.
+        spec.containers.pop();
+        let plan = Plan::new(&spec).unwrap();
+        let mount = tempfile::tempdir().unwrap();
+        let key = SharedKey::new("storageacct", ACCOUNT_KEY).unwrap();
+        let mounted = Stager::mounted(
+            mount.path().into(),
+            "share".into(),
+            Some(key),
+            StagingConfig::default(),
+        );
+        let config = AciConfig::new("westeurope", "worker-1");
+        let group = plan.group(&spec, &mounted, &config, Priority::Regular, &plan.wrapped).unwrap();
+        let props = &group.properties;
+        assert_eq!(props.volumes.len(), 1);
+        let streams = |i: usize| props.containers[i].properties.command[4..6].to_vec();
+        let folder = |volume: &str| {
+            let volume = VolumeName::new(volume).unwrap();
+            format!("{SHARE_MOUNT}/{}", mounted.location(&spec.id, &volume).prefix.as_str())
+        };
+        assert_eq!(streams(0)[0], format!("{}/main.stdout", folder("logs0")));
+        assert_eq!(streams(1)[1], format!("{}/second.stderr", folder("logs1")));
+        assert_eq!(streams(2), ["/dev/null", "/dev/null"]);
     }
 
     #[test]

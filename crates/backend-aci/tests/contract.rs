@@ -563,6 +563,57 @@ fn check_body(body: &Value, spec: &JobSpec, mounted: bool) {
             assert_eq!(volume["azureFile"]["storageAccountKey"], key().base64_key());
         }
     }
+    check_captures(props, spec, mounted);
+}
+
+/// Each wrapped container writes its stdout and stderr to a place no other
+/// container sees: a logs share of its own mounted at `/aci-worker-io` (in mounted
+/// mode, the weaker one, a folder of its own on the one share all mount).
+fn check_captures(props: &Value, spec: &JobSpec, mounted: bool) {
+    let containers = props["containers"].as_array().unwrap();
+    let mut folders = Vec::new();
+    for (i, c) in spec.containers.iter().enumerate() {
+        let container = &containers[i]["properties"];
+        let mounts = container["volumeMounts"].as_array().unwrap();
+        let io: Vec<&Value> =
+            mounts.iter().filter(|m| m["mountPath"] == "/aci-worker-io").collect();
+        if c.argv.is_empty() {
+            assert!(io.is_empty(), "{container:#}");
+            continue;
+        }
+        let command = container["command"].as_array().unwrap();
+        let (stdout, stderr) = (command[4].as_str().unwrap(), command[5].as_str().unwrap());
+        assert_eq!(stdout.ends_with(&format!("/{}.stdout", c.name)), c.stdout.is_some());
+        assert_eq!(stderr == "/dev/null", c.stderr.is_none(), "{stderr}");
+        let folder = stdout.rsplit_once('/').unwrap().0.to_owned();
+        if mounted {
+            assert!(io.is_empty(), "{container:#}");
+            assert!(folder.starts_with("/aci-worker-share/"), "{folder}");
+        } else {
+            assert_eq!(folder, "/aci-worker-io");
+            assert_eq!(io.len(), 1, "{container:#}");
+            let name = &io[0]["name"];
+            assert_eq!(io[0]["readOnly"], false);
+            let volume =
+                props["volumes"].as_array().unwrap().iter().find(|v| &v["name"] == name).unwrap();
+            let share = volume["azureFile"]["shareName"].as_str().unwrap();
+            assert_eq!(share, format!("{}-logs{i}", spec.id), "container {}", c.name);
+            assert!(share.len() <= 63, "{share}");
+            // No other container mounts it.
+            for (j, other) in containers.iter().enumerate().filter(|(j, _)| *j != i) {
+                let mounts = other["properties"]["volumeMounts"].as_array().unwrap();
+                assert!(mounts.iter().all(|m| &m["name"] != name), "{j} mounts {name}");
+            }
+            folders.push(share.to_owned());
+            continue;
+        }
+        folders.push(folder);
+    }
+    let mut distinct = folders.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), folders.len(), "shared by two containers: {folders:?}");
+    assert!(folders.len() >= 2, "{folders:?}");
 }
 
 #[test]

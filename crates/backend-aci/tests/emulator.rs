@@ -522,6 +522,105 @@ async fn cancelling_in_the_middle_leaves_no_group_and_no_share() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_right_after_a_cancel_keeps_its_group_and_shares() {
+    let stack = Arc::new(stack(ArmFaults::default(), |_| {}).await);
+    let mut c = shell("long", "sleep 300");
+    c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let spec = job(&stack, "rerun", vec![c]);
+    let (events, run) = run_in_background(&stack, spec);
+    until_started(&events).await;
+    // Deletes take a while, as on ACI: the cleanup after the cancel is slow.
+    let slow = ArmFaults { deletion_delay: Duration::from_secs(2), ..ArmFaults::default() };
+    stack.emulator.set_arm_faults(slow);
+    run.abort();
+    let _ = run.await;
+    // At once the same job again: the cancelled run's cleanup is still going on,
+    // and must not take the new run's group or shares with it.
+    let mut again = shell("long", "echo again > /out/again.txt; echo said again");
+    again.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let spec = job(&stack, "rerun", vec![again]);
+    let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
+    assert!(outcome.succeeded(), "{outcome:?}");
+    assert_eq!(read(stack.workspace.path(), "out/again.txt"), "again\n");
+    assert_eq!(read(stack.workspace.path(), "logs/long.stdout"), "said again\n");
+    assert_nothing_left(&stack, "rerun").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_cannot_read_another_containers_captured_output() {
+    let stack = stack(ArmFaults::default(), |_| {}).await;
+    // The first prints (as ingestion may, from hidden data) and stays until the
+    // second has looked; the second looks where its own output goes.
+    let mut first = shell(
+        "first",
+        "cat /hidden/truth.txt; echo to-stderr >&2; touch /out/first-printed; \
+         i=0; while [ ! -e /out/second-looked ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done",
+    );
+    first.mounts = vec![Mount::rw(ws("out"), cp("/out")), Mount::ro(ws("hidden"), cp("/hidden"))];
+    let mut second = shell(
+        "second",
+        "i=0; while [ ! -e /out/first-printed ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done; \
+         ls -A /aci-worker-io > /out/second-listed.txt; \
+         cat /aci-worker-io/first.stdout > /out/second-read.txt 2>/dev/null; \
+         echo overwritten > /aci-worker-io/first.stdout; \
+         touch /out/second-looked; echo from-second",
+    );
+    second.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+    let spec = job(&stack, "isolated-output", vec![first, second]);
+    let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
+    assert!(outcome.succeeded(), "{outcome:?}");
+    let root = stack.workspace.path();
+    assert!(root.join("out/first-printed").exists() && root.join("out/second-looked").exists());
+    // The second saw its own files only, and nothing of the first's.
+    assert_eq!(read(root, "out/second-listed.txt"), "second.stderr\nsecond.stdout\n");
+    assert_eq!(read(root, "out/second-read.txt"), "");
+    // Each output came back whole, to where the spec says.
+    assert_eq!(read(root, "logs/first.stdout"), "the answers\n");
+    assert_eq!(read(root, "logs/first.stderr"), "to-stderr\n");
+    assert_eq!(read(root, "logs/second.stdout"), "from-second\n");
+    assert_eq!(read(root, "logs/second.stderr"), "");
+    assert_nothing_left(&stack, "isolated-output").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_removes_the_jobs_group_and_shares_and_nothing_else() {
+    let stack = stack(ArmFaults::default(), |_| {}).await;
+    // What a crashed worker leaves: groups built by the backend's own body, and
+    // their shares. The second job's name starts with the first's.
+    for name in ["crashed", "crashed-too"] {
+        let mut c = shell("main", "sleep 300");
+        c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
+        let spec = job(&stack, name, vec![c]);
+        let volumes = [
+            afs_staging::VolumeName::new("v0").unwrap(),
+            afs_staging::VolumeName::new("logs0").unwrap(),
+        ];
+        stack.backend.stager().publish(&spec.id, &spec.workspace, &volumes, &[]).await.unwrap();
+        let group = stack.backend.container_group(&spec).unwrap();
+        stack.backend.arm().put_group(name, &group).await.unwrap();
+    }
+    let shares = || async {
+        let mut names: Vec<String> =
+            stack.files.list_shares("").await.unwrap().into_iter().map(|s| s.name).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(shares().await.len(), 4);
+
+    let job = JobId::new("crashed").unwrap();
+    stack.backend.cleanup(&job).await.unwrap();
+    assert_eq!(stack.emulator.container_groups(), vec!["crashed-too".to_string()]);
+    assert_eq!(shares().await, ["crashed-too-logs0", "crashed-too-v0"]);
+    // Again: nothing left to do, and no error.
+    stack.backend.cleanup(&job).await.unwrap();
+    assert_eq!(stack.emulator.container_groups(), vec!["crashed-too".to_string()]);
+
+    stack.backend.cleanup(&JobId::new("crashed-too").unwrap()).await.unwrap();
+    assert_nothing_left(&stack, "crashed").await;
+    assert!(shares().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_orphan_sweep_removes_this_workers_old_leftovers_only() {
     let stack = stack(ArmFaults::default(), |_| {}).await;
     // A run that leaves its group and shares behind, as a crash would: a container
@@ -533,7 +632,7 @@ async fn the_orphan_sweep_removes_this_workers_old_leftovers_only() {
     group.tags.as_mut().unwrap().insert(backend_aci::TAG_CREATED.into(), "1000".into());
     let volumes = [
         afs_staging::VolumeName::new("v0").unwrap(),
-        afs_staging::VolumeName::new("logs").unwrap(),
+        afs_staging::VolumeName::new("logs0").unwrap(),
     ];
     stack.backend.stager().publish(&spec.id, &spec.workspace, &volumes, &[]).await.unwrap();
     stack.backend.arm().put_group("orphaned", &group).await.unwrap();
@@ -576,7 +675,7 @@ async fn the_orphan_sweep_removes_shares_left_without_a_group() {
     // age) stays; an old one whose group is gone goes.
     let old = |job: &'static str| [("worker", "test-worker"), ("job", job), ("created", "1000")];
     let spec = job(&stack, "longrun", vec![shell("x", "sleep 300")]);
-    let volumes = [afs_staging::VolumeName::new("logs").unwrap()];
+    let volumes = [afs_staging::VolumeName::new("logs0").unwrap()];
     stack.backend.stager().publish(&spec.id, &spec.workspace, &volumes, &[]).await.unwrap();
     let group = stack.backend.container_group(&spec).unwrap();
     stack.backend.arm().put_group("longrun", &group).await.unwrap();
@@ -596,7 +695,7 @@ async fn the_orphan_sweep_goes_on_past_a_failed_delete() {
     let stack = stack(ArmFaults::default(), |_| {}).await;
     for name in ["orphan-a", "orphan-b"] {
         let spec = job(&stack, name, vec![shell("x", "sleep 300")]);
-        let volumes = [afs_staging::VolumeName::new("logs").unwrap()];
+        let volumes = [afs_staging::VolumeName::new("logs0").unwrap()];
         stack.backend.stager().publish(&spec.id, &spec.workspace, &volumes, &[]).await.unwrap();
         let mut group = stack.backend.container_group(&spec).unwrap();
         group.tags.as_mut().unwrap().insert(backend_aci::TAG_CREATED.into(), "1000".into());

@@ -184,6 +184,10 @@ pub struct ArmFaults {
     /// view on its containers: ACI documents that a stop "does not preserve
     /// container state", so a client cannot count on an exit code after one.
     pub stops_forgetting_containers: u32,
+    /// Deletes of container groups from now on take this much longer once the
+    /// containers are gone, as ACI's often do; meanwhile the group is `Deleting` (a
+    /// PUT of it is answered `409 Conflict`, another DELETE `202 Accepted`).
+    pub deletion_delay: Duration,
 }
 
 impl Default for ArmFaults {
@@ -202,6 +206,7 @@ impl Default for ArmFaults {
             pull_failures: Vec::new(),
             inaccessible_images: Vec::new(),
             stops_forgetting_containers: 0,
+            deletion_delay: Duration::ZERO,
         }
     }
 }

@@ -705,12 +705,16 @@ async fn delete_group(service: &Arc<ArmService>, key: GroupKey, rg: &str) -> Res
         group.provisioning = "Deleting";
         group.uid
     };
+    let delay = lock(&service.faults).deletion_delay;
     // In a task of its own, so that a client hanging up does not leave the group
     // half deleted.
     let service = Arc::clone(service);
     let rg = rg.to_owned();
     let work = tokio::spawn(async move {
         service.cancel_run(uid).await;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let removed = {
             let mut groups = lock(&service.groups);
             match groups.get(&key) {
