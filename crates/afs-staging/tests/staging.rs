@@ -62,6 +62,11 @@ fn stager_with_pages(setup: &Setup, page_size: Option<u32>) -> Stager {
     )
 }
 
+/// A mounted-mode stager on the share mounted at `mount`.
+fn mounted_stager(mount: &Path) -> Stager {
+    Stager::mounted(mount.to_path_buf(), "afs-share".into(), None, StagingConfig::default())
+}
+
 fn ws(path: &str) -> WorkspacePath {
     WorkspacePath::new(path).unwrap()
 }
@@ -813,12 +818,7 @@ async fn collect_never_writes_through_a_link() {
 async fn collect_replaces_links_above_and_inside_its_target_in_both_modes() {
     let setup = emulator(Faults::default()).await;
     let mount = tempfile::tempdir().unwrap();
-    let mounted = Stager::mounted(
-        mount.path().to_path_buf(),
-        "afs-share".into(),
-        None,
-        StagingConfig::default(),
-    );
+    let mounted = mounted_stager(mount.path());
     for (mode, stager) in [("shares", stager(&setup)), ("mounted", mounted)] {
         let local = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(local.path().join("out/deep")).unwrap();
@@ -863,12 +863,7 @@ async fn collect_replaces_links_above_and_inside_its_target_in_both_modes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mounted_mode_round_trips_watches_and_discards() {
     let mount = tempfile::tempdir().unwrap();
-    let stager = Stager::mounted(
-        mount.path().to_path_buf(),
-        "afs-share".into(),
-        None,
-        StagingConfig::default(),
-    );
+    let stager = mounted_stager(mount.path());
     let local = tempfile::tempdir().unwrap();
     build_tree(&local.path().join("run"), 50, 3 << 20);
     let job = JobId::new("mounted-job").unwrap();
@@ -904,12 +899,7 @@ async fn mounted_mode_never_writes_or_reads_through_links_in_the_share() {
     std::fs::create_dir(outside.path().join("linked")).unwrap();
     std::fs::write(outside.path().join("linked/keep.txt"), "keep").unwrap();
     let untouched = listing(outside.path());
-    let stager = Stager::mounted(
-        mount.path().to_path_buf(),
-        "afs-share".into(),
-        None,
-        StagingConfig::default(),
-    );
+    let stager = mounted_stager(mount.path());
     let local = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(local.path().join("run/data")).unwrap();
     std::fs::write(local.path().join("run/data/a.txt"), "a").unwrap();
@@ -988,12 +978,7 @@ async fn mounted_mode_never_writes_or_reads_through_links_in_the_share() {
 async fn a_second_publish_leaves_only_the_new_tree() {
     let setup = emulator(Faults::default()).await;
     let mount = tempfile::tempdir().unwrap();
-    let mounted = Stager::mounted(
-        mount.path().to_path_buf(),
-        "afs-share".into(),
-        None,
-        StagingConfig::default(),
-    );
+    let mounted = mounted_stager(mount.path());
     let local = tempfile::tempdir().unwrap();
     build_tree(&local.path().join("first"), 40, 0);
     std::fs::create_dir_all(local.path().join("second/only-in-second")).unwrap();
