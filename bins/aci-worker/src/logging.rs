@@ -3,9 +3,12 @@
 //!
 //! Two nets catch secrets: the values this process knows (keys and passwords from
 //! the configuration, each task's submission secret, registered while the task
-//! runs), replaced wherever they appear; and patterns of signed URLs and keys
-//! (`sig=`, `X-Amz-Signature=`, `AccountKey=`, `SharedKey account:signature`,
-//! `Bearer` tokens, URL passwords), whose values are cut whatever they are.
+//! runs), replaced wherever they appear, in any of the encodings a line may carry
+//! them in (as they are; escaped as in JSON or Rust's `Debug`, once or twice;
+//! percent-encoded as in URLs, `+` for a space; or a mixture); and patterns of
+//! signed URLs and keys (`sig=`, `X-Amz-Signature=`, `AccountKey=`, `SharedKey
+//! account:signature`, `Bearer` tokens, URL passwords), whose values are cut
+//! whatever they are.
 
 use std::io::Write;
 use std::sync::{Arc, RwLock};
@@ -57,13 +60,96 @@ impl Secrets {
         {
             let values = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             for (value, _) in values.iter() {
-                if out.contains(value.as_str()) {
-                    out = out.replace(value.as_str(), "[redacted]");
-                }
+                out = redact_value(&out, value);
             }
         }
         redact_patterns(&out)
     }
+}
+
+/// `line` with every occurrence of `secret` replaced, in whatever encoding it
+/// appears (see [`encoded_char_at`]).
+fn redact_value(line: &str, secret: &str) -> String {
+    let Some(first) = secret.chars().next() else { return line.to_owned() };
+    let mut out = String::with_capacity(line.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while at < line.len() {
+        // Every encoding of a character starts with it, `\`, `%` or `+`.
+        let b = line.as_bytes()[at];
+        let candidate = line[at..].starts_with(first) || matches!(b, b'\\' | b'%' | b'+');
+        if candidate && let Some(end) = match_encoded(line, at, secret) {
+            out.push_str(&line[copied..at]);
+            out.push_str("[redacted]");
+            copied = end;
+            at = end;
+            continue;
+        }
+        at += line[at..].chars().next().map_or(1, char::len_utf8);
+    }
+    out.push_str(&line[copied..]);
+    out
+}
+
+/// Where `secret`, encoded character by character in any of the ways
+/// [`encoded_char_at`] knows, ends when it starts at `at` in `line`.
+fn match_encoded(line: &str, at: usize, secret: &str) -> Option<usize> {
+    let Some(c) = secret.chars().next() else { return Some(at) };
+    let rest = &secret[c.len_utf8()..];
+    // Longest encodings first; backtrack when the rest does not follow.
+    encoded_char_at(line, at, c).into_iter().rev().find_map(|end| match_encoded(line, end, rest))
+}
+
+/// The ends of the encodings of `c` found at `at` in `line`, shortest first: the
+/// character itself; escaped once or twice as JSON or `Debug` escape it
+/// (`\"`, `\\\"`, `\n`, `\u0001`); percent-encoded, one `%XX` per UTF-8 byte in
+/// either case; `+` for a space.
+fn encoded_char_at(line: &str, at: usize, c: char) -> Vec<usize> {
+    let rest = &line[at..];
+    let mut ends = Vec::new();
+    if rest.starts_with(c) {
+        ends.push(at + c.len_utf8());
+    }
+    if c == ' ' && rest.starts_with('+') {
+        ends.push(at + 1);
+    }
+    let escaped: Option<String> = match c {
+        '"' => Some("\\\"".into()),
+        '\\' => Some("\\\\".into()),
+        '\n' => Some("\\n".into()),
+        '\r' => Some("\\r".into()),
+        '\t' => Some("\\t".into()),
+        c if c.is_control() => Some(format!("\\u{:04x}", c as u32)),
+        _ => None,
+    };
+    if let Some(once) = escaped {
+        // Escaping again doubles every backslash and escapes the quote.
+        let twice = once.replace('\\', "\\\\").replace('"', "\\\"");
+        for form in [once, twice] {
+            if rest.len() >= form.len()
+                && rest.as_bytes()[..form.len()].eq_ignore_ascii_case(form.as_bytes())
+            {
+                ends.push(at + form.len());
+            }
+        }
+    }
+    let mut bytes = [0; 4];
+    let utf8 = c.encode_utf8(&mut bytes).as_bytes();
+    let percent = 3 * utf8.len();
+    if rest.len() >= percent
+        && utf8.iter().enumerate().all(|(i, b)| {
+            let hex = &rest.as_bytes()[3 * i..3 * i + 3];
+            hex[0] == b'%'
+                && hex[1..].iter().all(u8::is_ascii_hexdigit)
+                && std::str::from_utf8(&hex[1..]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+                    == Some(*b)
+        })
+    {
+        ends.push(at + percent);
+    }
+    ends.sort_unstable();
+    ends.dedup();
+    ends
 }
 
 /// Cuts the values of query parameters and headers that carry credentials.
@@ -207,6 +293,102 @@ mod tests {
         assert!(clean.contains("sv=2020") && clean.contains("X-Amz-Date=1"), "{clean}");
         secrets.remove("submission-secret-1234");
         assert!(secrets.redact("submission-secret-1234").contains("submission-secret-1234"));
+    }
+
+    /// Captures what a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines one event gives in `format`, through the redacting writer.
+    fn log_lines(secrets: &Secrets, format: LogFormat, event: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let writer = RedactingWriter { secrets: secrets.clone(), inner: move || sink.clone() };
+        let builder = tracing_subscriber::fmt().with_writer(writer).with_ansi(false);
+        match format {
+            LogFormat::Plain => tracing::subscriber::with_default(builder.finish(), event),
+            LogFormat::Json => {
+                let subscriber =
+                    builder.json().flatten_event(true).with_current_span(true).finish();
+                tracing::subscriber::with_default(subscriber, event)
+            }
+        }
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn secrets_with_quotes_and_backslashes_are_cut_in_plain_and_json_lines() {
+        let secrets = Secrets::default();
+        let quoted = r#"pa"ss\word-one"#;
+        let spaced = "two words/and=more+";
+        secrets.add(quoted);
+        secrets.add(spaced);
+        let url = format!("https://site.example/upload?token={}", percent(spaced));
+        let debugged = format!("{quoted:?}");
+        for format in [LogFormat::Plain, LogFormat::Json] {
+            let lines = log_lines(&secrets, format, || {
+                tracing::warn!(password = quoted, debugged = ?quoted, %url, "broker said {quoted} and {debugged}");
+                tracing::info!(nested = %format!("{{\"secret\": {}}}", serde_json::json!(spaced)), "{spaced:?}");
+            });
+            assert_eq!(lines.lines().count(), 2, "{lines}");
+            for line in lines.lines() {
+                if format == LogFormat::Json {
+                    serde_json::from_str::<serde_json::Value>(line)
+                        .unwrap_or_else(|e| panic!("{e}: {line}"));
+                }
+                // Every distinctive piece of either secret, in any form.
+                for piece in [
+                    "word-one",
+                    "two words",
+                    "two+words",
+                    "two%20words",
+                    "words/and",
+                    "words%2Fand",
+                    "and=more",
+                    "and%3Dmore",
+                ] {
+                    assert!(!line.contains(piece), "{piece:?} in {line}");
+                }
+                assert!(line.contains("[redacted]"), "{line}");
+            }
+        }
+        // Forms of the secret that appear in plain output as well.
+        assert_eq!(secrets.redact(&format!("a {} b", percent(quoted))), "a [redacted] b");
+        assert_eq!(
+            secrets.redact(&format!("a {} b", percent(quoted).to_lowercase())),
+            "a [redacted] b"
+        );
+        assert_eq!(
+            secrets.redact(r#"x pa\\\"ss\\\\word-one y"#),
+            "x [redacted] y",
+            "escaped twice"
+        );
+        assert_eq!(secrets.redact("two+words%2Fand=more%2B"), "[redacted]", "mixed encodings");
+        // What merely resembles a secret stays.
+        assert_eq!(secrets.redact(r#"pa"ss\word-two"#), r#"pa"ss\word-two"#);
+    }
+
+    /// Percent-encodes everything but unreserved characters, as URLs carry values.
+    fn percent(text: &str) -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
     }
 
     #[test]

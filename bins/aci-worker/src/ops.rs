@@ -9,19 +9,25 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-/// Whether the worker takes tasks: connected to its queue and not shutting down.
+/// Whether the worker takes tasks: its task consumer is connected to the broker
+/// now (false while it reconnects) and it is not shutting down.
 #[derive(Clone, Debug, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness(Arc<(AtomicBool, AtomicBool)>);
 
 impl Readiness {
-    /// Sets readiness.
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+    /// The task consumer's connection went up or down.
+    pub fn set_connected(&self, connected: bool) {
+        self.0.0.store(connected, Ordering::SeqCst);
+    }
+
+    /// Shutting down: not ready from now on, whatever the connection does.
+    pub fn set_stopping(&self) {
+        self.0.1.store(true, Ordering::SeqCst);
     }
 
     /// Reads readiness.
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.0.load(Ordering::SeqCst) && !self.0.1.load(Ordering::SeqCst)
     }
 }
 
@@ -43,9 +49,13 @@ pub fn metrics() -> anyhow::Result<PrometheusHandle> {
         "aci_worker_staging_bytes_total",
         "Bytes moved to and from Azure Files."
     );
+    metrics::describe_counter!(
+        "aci_worker_broker_reconnects_total",
+        "Broker connections re-established since start, by connection (tasks, updates, requeue)."
+    );
     metrics::describe_gauge!(
-        "aci_worker_broker_reconnects",
-        "Reconnections to the task broker since start."
+        "aci_worker_broker_connected",
+        "Whether a broker connection is up (1) or not (0), by connection."
     );
     metrics::describe_counter!("aci_worker_arm_errors_total", "Failed ARM calls, by HTTP status.");
     metrics::describe_counter!(

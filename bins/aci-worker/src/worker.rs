@@ -1,6 +1,8 @@
 //! `serve`: the consume loop, task runs, the outbox, and shutdown.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -32,6 +34,9 @@ struct Shared {
     secrets: Secrets,
     outbox: Arc<Notify>,
     requeue: Publisher,
+    /// Set at shutdown when the task broker was never reached: tasks are then
+    /// kept for the next start instead of handed back.
+    unreachable: AtomicBool,
 }
 
 /// How one task ended, for metrics.
@@ -135,6 +140,56 @@ fn signals() -> Result<mpsc::UnboundedReceiver<()>> {
     Ok(rx)
 }
 
+/// `serve`'s exit code when it stopped with tasks still recorded in `STATE_DIR`
+/// (not handed back, not ended): they resume at the next start on it.
+pub const EXIT_TASKS_KEPT: u8 = 6;
+
+/// Follows a connection's [`Link`](celery_amqp::Link) as it changes: its
+/// reconnect counter and connected gauge, labelled `connection`, and, for the
+/// task consumer, readiness.
+fn follow_link(
+    mut link: watch::Receiver<celery_amqp::Link>,
+    connection: &'static str,
+    readiness: Option<Readiness>,
+) {
+    tokio::spawn(async move {
+        let mut counted = 0;
+        loop {
+            let now = *link.borrow_and_update();
+            if now.reconnects > counted {
+                metrics::counter!("aci_worker_broker_reconnects_total", "connection" => connection)
+                    .increment(now.reconnects - counted);
+                counted = now.reconnects;
+            }
+            metrics::gauge!("aci_worker_broker_connected", "connection" => connection)
+                .set(if now.connected { 1.0 } else { 0.0 });
+            if let Some(readiness) = &readiness {
+                readiness.set_connected(now.connected);
+            }
+            if link.changed().await.is_err() {
+                // The consumer or publisher is gone (shutdown).
+                if let Some(readiness) = &readiness {
+                    readiness.set_connected(false);
+                }
+                return;
+            }
+        }
+    });
+}
+
+/// Connects the task consumer, retrying every 5 s until it succeeds.
+async fn connect_consumer(config: ConsumerConfig) -> TaskConsumer {
+    loop {
+        match TaskConsumer::connect(config.clone()).await {
+            Ok(consumer) => return consumer,
+            Err(e) => {
+                tracing::warn!(error = %celery_amqp::error_chain(&e), "cannot reach the task broker yet; retrying");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
 /// Runs the worker until a signal; the process exit code.
 pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Result<u8> {
     let config = Arc::new(config);
@@ -148,22 +203,32 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
     let broker = config.broker.clone().context("BROKER_URL")?;
     let main = config.main_broker.clone().context("MAIN_BROKER_URL")?;
 
+    // Every series exists from the start, at zero.
+    for connection in ["tasks", "updates", "requeue"] {
+        metrics::counter!("aci_worker_broker_reconnects_total", "connection" => connection)
+            .increment(0);
+        metrics::gauge!("aci_worker_broker_connected", "connection" => connection).set(0.0);
+    }
     let outbox = Arc::new(Notify::new());
     let updates = Publisher::new(PublisherConfig::to_queue(
         broker_options(&config, &main, "updates"),
         &config.updates_queue,
     ));
+    follow_link(updates.link(), "updates", None);
     let mut requeue_config =
         PublisherConfig::to_queue(broker_options(&config, &broker, "requeue"), &config.queue);
     requeue_config.exchange = String::new();
     requeue_config.queue = None;
+    let requeue = Publisher::new(requeue_config);
+    follow_link(requeue.link(), "requeue", None);
     let ctx = Arc::new(Shared {
         config: config.clone(),
         state: state.clone(),
         backends,
         secrets,
         outbox: outbox.clone(),
-        requeue: Publisher::new(requeue_config),
+        requeue,
+        unreachable: AtomicBool::new(false),
     });
     let (outbox_stop_tx, outbox_stop) = watch::channel(false);
     let sender = tokio::spawn(outbox_loop(state.clone(), updates, outbox.clone(), outbox_stop));
@@ -172,14 +237,12 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
     let (kill_tx, kill_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
-    // Tasks a previous run of this worker took and did not finish.
-    let pending = state.pending().context("reading the state directory")?;
+    // Tasks a previous run of this worker took and did not finish: they start as
+    // places free up, before any new delivery, while the broker is reached.
+    let mut pending: VecDeque<TaskRecord> =
+        state.pending().context("reading the state directory")?.into();
     if !pending.is_empty() {
         tracing::info!(count = pending.len(), "resuming tasks taken before the last stop");
-    }
-    for record in pending {
-        let permit = permits.clone().acquire_owned().await.expect("never closed");
-        tasks.spawn(run_task(ctx.clone(), record, permit, kill_rx.clone()));
     }
     if let Some(aci) = ctx.backends.aci.clone() {
         let (age, every) = (config.orphan_age, config.orphan_sweep_every);
@@ -201,32 +264,50 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
     // left the consumer pauses (see the loop), so the worker never holds a task it
     // does not run: other workers get it, and no delivery meets the consumer timeout.
     consumer_config.prefetch = 1;
-    let mut consumer = loop {
-        tokio::select! {
-            result = TaskConsumer::connect(consumer_config.clone()) => match result {
-                Ok(consumer) => break consumer,
-                Err(e) => {
-                    tracing::warn!(error = %celery_amqp::error_chain(&e), "cannot reach the task broker yet; retrying");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                }
-            },
-            _ = signals.recv() => return Ok(0),
-        }
-    };
-    readiness.set(true);
-    tracing::info!(queue = %config.queue, concurrency = config.concurrency, "consuming");
+    let connect = connect_consumer(consumer_config);
+    tokio::pin!(connect);
+    let mut consumer: Option<TaskConsumer> = None;
+    // Wakes the loop when the consumer's connection goes or comes back.
+    let mut link: Option<watch::Receiver<celery_amqp::Link>> = None;
 
+    // Signals are heard at every step: while resuming, connecting and consuming.
     loop {
-        metrics::gauge!("aci_worker_broker_reconnects").set(consumer.reconnects() as f64);
+        let paused_and_lost = consumer.is_some()
+            && permits.available_permits() == 0
+            && !consumer.as_ref().is_some_and(TaskConsumer::connected);
         tokio::select! {
+            biased;
             _ = signals.recv() => break,
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(e) = joined {
                     tracing::error!(error = %e, "a task run panicked");
                 }
             }
-            permit = permits.clone().acquire_owned() => {
+            permit = permits.clone().acquire_owned(), if !pending.is_empty() => {
+                let record = pending.pop_front().expect("not empty");
+                tasks.spawn(run_task(ctx.clone(), record, permit.expect("never closed"), kill_rx.clone()));
+            }
+            connected = &mut connect, if consumer.is_none() => {
+                let mut connected = connected;
+                // No room yet (resumed tasks hold every place): hold no delivery.
+                if permits.available_permits() == 0 || !pending.is_empty() {
+                    connected.pause().await;
+                }
+                let receiver = connected.link();
+                follow_link(receiver.clone(), "tasks", Some(readiness.clone()));
+                link = Some(receiver);
+                consumer = Some(connected);
+                tracing::info!(queue = %config.queue, concurrency = config.concurrency, "consuming");
+            }
+            Ok(()) = async {
+                match link.as_mut() {
+                    Some(link) => link.changed().await,
+                    None => std::future::pending().await,
+                }
+            }, if link.is_some() => {}
+            permit = permits.clone().acquire_owned(), if consumer.is_some() && pending.is_empty() => {
                 let permit = permit.expect("never closed");
+                let consumer = consumer.as_mut().expect("connected");
                 let delivery = tokio::select! {
                     _ = signals.recv() => break,
                     delivery = consumer.next() => delivery,
@@ -241,12 +322,35 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
                     tasks.spawn(run_task(ctx.clone(), record, permit, kill_rx.clone()));
                 }
             }
+            // Busy and paused when the connection went: connect again without
+            // consuming, so that the worker is ready again before it has room.
+            // (`select!` builds the futures of disabled branches too: lazily here.)
+            () = async {
+                match consumer.as_mut() {
+                    Some(consumer) => consumer.recover().await,
+                    None => std::future::pending().await,
+                }
+            }, if paused_and_lost => {}
         }
     }
 
     // Shutdown: no new tasks; running ones get the grace period.
-    readiness.set(false);
-    consumer.close().await;
+    readiness.set_stopping();
+    match consumer.take() {
+        Some(consumer) => consumer.close().await,
+        None => {
+            // Never connected: nothing can be handed back to the broker now.
+            ctx.unreachable.store(true, Ordering::SeqCst);
+            tracing::warn!(
+                "stopping before the task broker was reached: tasks still running after the grace period stay recorded and resume at the next start"
+            );
+        }
+    }
+    // Resumed tasks that never got a place are stopped like running ones at the
+    // end of the grace period, without waiting for it.
+    for record in pending.drain(..) {
+        tasks.spawn(stop_unstarted(ctx.clone(), record));
+    }
     tracing::info!(
         running = tasks.len(),
         grace_s = config.grace.as_secs(),
@@ -279,8 +383,46 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
     let _ = outbox_stop_tx.send(true);
     outbox.notify_one();
     let _ = sender.await;
+    let kept = state.pending().map_or(0, |p| p.len());
+    if kept > 0 {
+        tracing::warn!(kept, "stopped; tasks stay recorded and resume at the next start");
+        return Ok(EXIT_TASKS_KEPT);
+    }
     tracing::info!("stopped");
     Ok(0)
+}
+
+/// A resumed task that never started before the shutdown: handed back or
+/// reported failed per `ON_SHUTDOWN`, as a run stopped by the grace period is.
+async fn stop_unstarted(ctx: Arc<Shared>, record: TaskRecord) {
+    let task = message_of(&record);
+    let Some((job_id, args)) = compute_worker_run_args(&task) else {
+        let _ = ctx.state.finish(&record.id);
+        return;
+    };
+    let span = tracing::info_span!("task", task_id = %record.id, job_id = %job_id);
+    async {
+        match ctx.config.on_shutdown {
+            OnShutdown::Requeue => {
+                hand_back(&ctx, &record).await;
+            }
+            OnShutdown::Fail => {
+                let secret = args.get("secret").and_then(Value::as_str).unwrap_or("").to_owned();
+                let sink = OutboxSink {
+                    state: ctx.state.clone(),
+                    notify: ctx.outbox.clone(),
+                    task_id: record.id.clone(),
+                    job_id: job_id.clone(),
+                    secret,
+                };
+                let traceback =
+                    "The compute worker shut down before the submission could start again.";
+                fail(&ctx, &record, &sink, traceback.into()).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
 }
 
 /// Removes this worker's ACI groups and shares older than `age`. The backend
@@ -480,6 +622,14 @@ fn retry_delay(base: Duration, retries: u32) -> Duration {
 async fn hand_back(ctx: &Shared, record: &TaskRecord) -> Ended {
     if ctx.state.is_done(&record.id) {
         // Its final status is in the outbox already: it must not run again.
+        return Ended::Kept;
+    }
+    if ctx.unreachable.load(Ordering::SeqCst) {
+        // Deliberately not tried: the broker was not reached since the start,
+        // and a publish would only wait out its deadline. The record stays.
+        tracing::warn!(
+            "the task broker was never reached: the task stays recorded and resumes at the next start"
+        );
         return Ended::Kept;
     }
     let task = message_of(record);

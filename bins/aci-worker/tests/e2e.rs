@@ -171,7 +171,6 @@ fn twenty_submissions_at_concurrency_8_each_end_exactly_once() {
     // their own: the eight places fill with waiting predictions, all running at
     // once, and no ninth starts.
     wait_started(&dirs, 8);
-    assert_eq!(started(&dirs), 8, "no more than WORKER_CONCURRENCY at once");
     let records = site.wait_for("every submission to end", |records| {
         release(&dirs);
         records.iter().any(|r| r["done"] == true)
@@ -179,6 +178,10 @@ fn twenty_submissions_at_concurrency_8_each_end_exactly_once() {
 
     assert_exactly_once(&records);
     assert_eq!(dispatched(&records).len(), 30, "10 predictions and 20 scorings");
+    // A task holds its place from before its `running` until after its final
+    // status, and the outbox sends in order: so the jobs between those two in the
+    // site's records never outnumber the tasks running at once.
+    assert_eq!(peak_running(&records), 8, "never more than WORKER_CONCURRENCY at once");
     for (job, (submission, step)) in dispatched(&records) {
         assert_eq!(job_statuses(&records, job), ["running", "finished"], "{submission} {step}");
     }
@@ -192,6 +195,26 @@ fn twenty_submissions_at_concurrency_8_each_end_exactly_once() {
     assert_eq!(metric(&metrics, "aci_worker_tasks_total", &[("outcome", "finished")]), 30.0);
     assert_eq!(metric(&metrics, "aci_worker_duplicate_deliveries_total", &[]), 0.0);
     assert_eq!(worker.stop(), 0);
+}
+
+/// The most jobs that had reported `running` and not yet their final status at
+/// any point of the site's records.
+fn peak_running(records: &[serde_json::Value]) -> usize {
+    let mut open = std::collections::BTreeSet::new();
+    let mut peak = 0;
+    for update in statuses(records) {
+        let job = update["job_id"].as_u64().unwrap();
+        match update["status"].as_str() {
+            Some("running") => {
+                open.insert(job);
+            }
+            _ => {
+                open.remove(&job);
+            }
+        }
+        peak = peak.max(open.len());
+    }
+    peak
 }
 
 #[test]
@@ -465,6 +488,74 @@ fn a_worker_killed_mid_run_resumes_its_tasks_and_each_ends_once() {
 }
 
 #[test]
+fn a_signal_before_the_broker_is_reached_still_drains_resumed_tasks() {
+    let vhost = Vhost::new("unreached");
+    let dirs = Dirs::new();
+    let bundles = dirs.path().join("bundles");
+    let submissions: Vec<_> =
+        (0..2).map(|i| gated_submission(&bundles, &format!("held{i}"))).collect();
+    let plan =
+        json!({"competition": busybox_competition(&bundles, 120), "submissions": submissions});
+    let mut env = settings(&dirs, &vhost.url());
+    env.insert("WORKER_CONCURRENCY".into(), "2".into());
+    let log = dirs.path().join("worker.log");
+    let mut worker = Worker::start(&env, &log);
+    let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
+    wait_started(&dirs, 2);
+    worker.kill9();
+    remove_containers_of(&worker.name);
+
+    // The next start cannot reach its task broker (statuses still reach the
+    // site), and has one place for the two tasks it resumes.
+    let mut unreached = env.clone();
+    unreached.insert("BROKER_URL".into(), "amqp://guest:guest@127.0.0.1:1/nowhere".into());
+    unreached.insert("MAIN_BROKER_URL".into(), vhost.url());
+    unreached.insert("WORKER_CONCURRENCY".into(), "1".into());
+    unreached.insert("SHUTDOWN_GRACE_SECS".into(), "300".into());
+    unreached.insert("ON_SHUTDOWN".into(), "requeue".into());
+    unreached.insert("HTTP_ADDR".into(), free_addr());
+    let mut worker = Worker::start(&unreached, &log);
+    let resumed = |records: &[serde_json::Value]| {
+        dispatched(records)
+            .into_keys()
+            .filter(|job| job_statuses(records, *job).len() >= 2)
+            .collect::<Vec<_>>()
+    };
+    site.wait_for("one task to run again", |records| resumed(records).len() == 1);
+    assert!(worker.logs().contains("cannot reach the task broker"), "{}", worker.logs());
+    assert_eq!(worker.get("/readyz").0, 503, "never ready without its queue");
+
+    // The signal is heard although the second task waits for a place; the
+    // running one gets its grace period and ends; the waiting one cannot be
+    // handed back, and stays recorded: the exit code says so.
+    worker.terminate();
+    let records = site.wait_for("the resumed run to finish", |records| {
+        release(&dirs);
+        statuses(records).iter().any(|r| r["status"] == "finished")
+    });
+    assert_eq!(worker.wait(), 6, "tasks stay recorded");
+    let job = resumed(&records)[0];
+    assert_eq!(job_statuses(&records, job), ["running", "running", "finished"]);
+    let kept = std::fs::read_dir(dirs.state().join("tasks")).unwrap().count();
+    assert_eq!(kept, 1, "the task that never got a place stays for the next start");
+    assert!(worker.logs().contains("stays recorded and resumes at the next start"));
+
+    // A start that reaches the broker runs it, and then the scorings.
+    env.insert("HTTP_ADDR".into(), free_addr());
+    let mut worker = Worker::start(&env, &log);
+    let records = site.wait_for("every submission to end", |records| {
+        release(&dirs);
+        records.iter().any(|r| r["done"] == true)
+    });
+    assert_exactly_once(&records);
+    for s in site.stop().as_array().unwrap() {
+        assert_eq!(s["status"], "finished", "{s}");
+    }
+    assert_eq!(worker.stop(), 0);
+    assert!(docker_containers_of(&worker.name).is_empty());
+}
+
+#[test]
 fn statuses_wait_in_the_outbox_while_the_broker_is_down() {
     let vhost = Vhost::new("restart");
     let dirs = Dirs::new();
@@ -477,8 +568,32 @@ fn statuses_wait_in_the_outbox_while_the_broker_is_down() {
     let mut site = Site::start(SiteOptions::new(&vhost.url(), plan));
     site.wait_status("patient", "running");
     wait_started(&dirs, 1);
+    worker.wait_ready();
+    let reconnects = |connection: &str| {
+        let metrics = worker.get("/metrics").1;
+        metric(&metrics, "aci_worker_broker_reconnects_total", &[("connection", connection)])
+    };
+    assert_eq!(reconnects("tasks"), 0.0);
 
+    // A first outage while the worker is busy (its consumer paused) and nothing
+    // else can arrive: readiness follows the connection both ways, and the
+    // reconnect is counted when it happens.
     let mut broker = BrokerStopped::stop();
+    wait_until("/readyz to say not ready while the broker is down", || {
+        matches!(http_get(&worker.addr, "/readyz"), Some((503, _))).then_some(())
+    });
+    broker.start();
+    worker.wait_ready();
+    wait_until("the reconnect of the task consumer to be counted", || {
+        (reconnects("tasks") >= 1.0).then_some(())
+    });
+    assert_eq!(started(&dirs), 1, "still the one task, still waiting");
+
+    // A second one while the final status is due: it waits in the outbox.
+    let mut broker = BrokerStopped::stop();
+    wait_until("/readyz to say not ready again", || {
+        matches!(http_get(&worker.addr, "/readyz"), Some((503, _))).then_some(())
+    });
     release(&dirs);
     wait_until("the final status to wait in the outbox", || (outbox_len(&dirs) > 0).then_some(()));
     let metrics = worker.get("/metrics").1;
@@ -489,8 +604,9 @@ fn statuses_wait_in_the_outbox_while_the_broker_is_down() {
     assert_exactly_once(&records);
     assert_eq!(final_of(&records, "patient")["scores"], json!({"correct": 1.0}));
     assert_eq!(outbox_len(&dirs), 0);
-    let metrics = worker.get("/metrics").1;
-    assert!(metric(&metrics, "aci_worker_broker_reconnects", &[]) >= 1.0, "{metrics}");
+    worker.wait_ready();
+    assert!(reconnects("tasks") >= 2.0);
+    assert!(reconnects("updates") >= 1.0, "the outbox's publisher reconnected");
     site.stop();
     assert_eq!(worker.stop(), 0);
     // Nothing waited unacknowledged long enough for the broker to close a channel.

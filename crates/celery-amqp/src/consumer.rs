@@ -11,10 +11,12 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Acker, Channel, Connection, ConnectionStatus};
 use serde_json::{Map, Value, json};
+use tokio::sync::watch;
 
 use crate::amqp;
 use crate::connect::BrokerOptions;
 use crate::error::{Error, Result, reply_code};
+use crate::link::{Link, LinkTx, Watcher};
 use crate::message::{DEFAULT_MAX_BODY, DecodeError, TaskMessage};
 
 /// Checks a task's arguments; the error says what is wrong.
@@ -127,6 +129,8 @@ struct Session {
     channel: Channel,
     /// `None` while paused.
     consumer: Option<lapin::Consumer>,
+    /// Marks the link down when the connection goes, until dropped.
+    _watcher: Watcher,
 }
 
 /// Consumes Celery tasks from one queue, reconnecting with backoff whenever the
@@ -136,7 +140,7 @@ pub struct TaskConsumer {
     config: ConsumerConfig,
     session: Option<Session>,
     backoff: Backoff,
-    reconnects: u64,
+    link: LinkTx,
 }
 
 impl TaskConsumer {
@@ -144,14 +148,46 @@ impl TaskConsumer {
     /// that a wrong URL or password shows at start-up.
     pub async fn connect(config: ConsumerConfig) -> Result<Self> {
         let backoff = Backoff::new(config.reconnect_initial, config.reconnect_max);
-        let mut consumer = TaskConsumer { config, session: None, backoff, reconnects: 0 };
-        consumer.session = Some(consumer.open().await?);
+        let mut consumer = TaskConsumer { config, session: None, backoff, link: LinkTx::default() };
+        consumer.session = Some(consumer.open(true).await?);
         Ok(consumer)
     }
 
     /// How often the connection was re-established since start.
     pub fn reconnects(&self) -> u64 {
-        self.reconnects
+        self.link.get().reconnects
+    }
+
+    /// The connection's state, updated as it changes: it goes down within about a
+    /// second of a loss, also while the consumer is paused or nobody calls
+    /// [`TaskConsumer::next`], and up again (one more reconnect) once a new
+    /// connection is open, by `next` or [`TaskConsumer::recover`].
+    pub fn link(&self) -> watch::Receiver<Link> {
+        self.link.subscribe()
+    }
+
+    /// Whether the connection is up, as [`TaskConsumer::link`] last said.
+    pub fn connected(&self) -> bool {
+        self.link.get().connected
+    }
+
+    /// Re-establishes a lost connection (with backoff, until it succeeds) without
+    /// consuming: for a [paused](TaskConsumer::pause) consumer, so that it is
+    /// connected again before it has room for a task. Returns at once when the
+    /// connection is up. Cancel-safe: dropped half-way, nothing is consumed.
+    pub async fn recover(&mut self) {
+        if self.connected() && self.session.is_some() {
+            return;
+        }
+        let consuming = self.session.as_ref().is_some_and(|s| s.consumer.is_some());
+        self.lose();
+        self.reconnect(consuming).await;
+    }
+
+    /// Forgets the session (its connection is gone or unusable).
+    fn lose(&mut self) {
+        self.session = None;
+        self.link.down();
     }
 
     /// The next accepted task. Waits across connection losses; bad messages are
@@ -160,7 +196,7 @@ impl TaskConsumer {
     pub async fn next(&mut self) -> Delivery {
         loop {
             let Some(session) = self.session.as_mut() else {
-                self.reconnect().await;
+                self.reconnect(true).await;
                 continue;
             };
             if session.consumer.is_none() {
@@ -168,7 +204,7 @@ impl TaskConsumer {
                     Ok(consumer) => session.consumer = Some(consumer),
                     Err(e) => {
                         tracing::warn!(queue = %self.config.queue, error = %crate::error_chain(&e), "cannot consume again; reconnecting");
-                        self.session = None;
+                        self.lose();
                         continue;
                     }
                 }
@@ -183,11 +219,11 @@ impl TaskConsumer {
                 }
                 Some(Err(e)) => {
                     tracing::warn!(queue = %self.config.queue, error = %e, "lost the broker connection");
-                    self.session = None;
+                    self.lose();
                 }
                 None => {
                     tracing::warn!(queue = %self.config.queue, "the broker ended the consumer");
-                    self.session = None;
+                    self.lose();
                 }
             }
         }
@@ -206,7 +242,7 @@ impl TaskConsumer {
             session.channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await
         {
             tracing::warn!(queue = %self.config.queue, error = %e, "cannot pause consuming; reconnecting");
-            self.session = None;
+            self.lose();
             return;
         }
         // The broker may have sent more before it saw the cancel: hand those back.
@@ -218,25 +254,26 @@ impl TaskConsumer {
         };
         if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
             tracing::warn!(queue = %self.config.queue, "a paused consumer did not end; reconnecting");
-            self.session = None;
+            self.lose();
         }
     }
 
     /// Closes the connection. Unacknowledged deliveries go back to the queue.
     pub async fn close(mut self) {
+        self.link.down();
         if let Some(session) = self.session.take() {
             let _ = session.connection.close(200, "worker stopping".into()).await;
         }
     }
 
-    async fn reconnect(&mut self) {
+    /// Opens a new session, consuming (`consume`) or paused.
+    async fn reconnect(&mut self, consume: bool) {
         loop {
             let delay = self.backoff.next_delay();
             tokio::time::sleep(delay).await;
-            match self.open().await {
+            match self.open(consume).await {
                 Ok(session) => {
                     self.session = Some(session);
-                    self.reconnects += 1;
                     self.backoff.reset();
                     tracing::info!(queue = %self.config.queue, "reconnected to the broker");
                     return;
@@ -251,7 +288,9 @@ impl TaskConsumer {
         }
     }
 
-    async fn open(&self) -> Result<Session> {
+    /// Opens a connection and attaches to the queue; starts consuming when
+    /// `consume`. The link goes up with it.
+    async fn open(&self, consume: bool) -> Result<Session> {
         let connection = self.config.broker.connect().await?;
         let channel = attach(&connection, &self.config).await?;
         let attach_error = |source| Error::Attach { queue: self.config.queue.clone(), source };
@@ -259,9 +298,16 @@ impl TaskConsumer {
             .basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await
             .map_err(attach_error)?;
-        let consumer = self.config.start(&channel).await?;
-        tracing::info!(queue = %self.config.queue, broker = %self.config.broker.url, "consuming");
-        Ok(Session { connection, channel, consumer: Some(consumer) })
+        let consumer = if consume {
+            let consumer = self.config.start(&channel).await?;
+            tracing::info!(queue = %self.config.queue, broker = %self.config.broker.url, "consuming");
+            Some(consumer)
+        } else {
+            tracing::info!(queue = %self.config.queue, broker = %self.config.broker.url, "connected; paused");
+            None
+        };
+        let watcher = self.link.up(&connection);
+        Ok(Session { connection, channel, consumer, _watcher: watcher })
     }
 
     /// Decodes and checks a delivery; rejects it when it is not an accepted task.

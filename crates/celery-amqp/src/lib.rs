@@ -39,6 +39,9 @@
 //!   that it never holds a delivery it does not run.
 //! - [`Publisher`] publishes tasks with publisher confirms, retrying until they are
 //!   confirmed or a deadline passes; refusals and unroutable messages are errors.
+//! - Both tell the state of their connection as a [`Link`] watch channel
+//!   ([`TaskConsumer::link`], [`Publisher::link`]), updated when a connection is
+//!   lost or re-established, for readiness checks and metrics.
 //! - [`codalab`] has the two CodaLab tasks.
 
 mod amqp;
@@ -48,6 +51,7 @@ mod consumer;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod link;
 mod message;
 mod publisher;
 mod uri;
@@ -55,6 +59,7 @@ mod uri;
 pub use connect::BrokerOptions;
 pub use consumer::{ArgsCheck, ConsumerConfig, Delivery, QueueStatus, TaskConsumer, queue_status};
 pub use error::{Error, Result};
+pub use link::Link;
 pub use message::{
     DEFAULT_MAX_BODY, DecodeError, Encoded, JSON, Properties, TaskMessage, new_task_id,
 };

@@ -9,12 +9,13 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Confirmation, Connection, ExchangeKind};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
 
 use crate::amqp;
 use crate::connect::BrokerOptions;
 use crate::error::{Error, Result, reply_code, reply_text};
+use crate::link::{Link, LinkTx, Watcher};
 use crate::message::TaskMessage;
 
 /// Where and how to publish.
@@ -59,13 +60,28 @@ impl PublisherConfig {
 /// failure. Every publish waits for the broker's confirmation.
 pub struct Publisher {
     config: PublisherConfig,
-    session: Mutex<Option<(Connection, Channel)>>,
+    session: Mutex<Option<Session>>,
+    link: LinkTx,
+}
+
+struct Session {
+    connection: Connection,
+    channel: Channel,
+    /// Marks the link down when the connection goes, until dropped.
+    _watcher: Watcher,
 }
 
 impl Publisher {
     /// A publisher that connects on first use.
     pub fn new(config: PublisherConfig) -> Self {
-        Publisher { config, session: Mutex::new(None) }
+        Publisher { config, session: Mutex::new(None), link: LinkTx::default() }
+    }
+
+    /// The connection's state, updated as it changes: up once the first publish
+    /// (or [`Publisher::connect`]) opened it, down within about a second of a
+    /// loss, up again (one more reconnect) when a publish opens a new one.
+    pub fn link(&self) -> watch::Receiver<Link> {
+        self.link.subscribe()
     }
 
     /// Connects now, declaring what it may, so that configuration errors show
@@ -107,8 +123,10 @@ impl Publisher {
 
     /// Closes the connection.
     pub async fn close(&self) {
-        if let Some((connection, _)) = self.session.lock().await.take() {
-            let _ = connection.close(200, "worker stopping".into()).await;
+        let session = self.session.lock().await.take();
+        self.link.down();
+        if let Some(session) = session {
+            let _ = session.connection.close(200, "worker stopping".into()).await;
         }
     }
 
@@ -116,12 +134,14 @@ impl Publisher {
         let mut session = self.session.lock().await;
         let usable = session
             .as_ref()
-            .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected());
+            .is_some_and(|s| s.connection.status().connected() && s.channel.status().connected());
         if !usable {
-            *session = None;
+            if session.take().is_some() {
+                self.link.down();
+            }
             *session = Some(self.open().await?);
         }
-        let (_, channel) = session.as_ref().expect("session was just opened");
+        let channel = &session.as_ref().expect("session was just opened").channel;
         let exchange = &self.config.exchange;
         let result = async {
             let options = BasicPublishOptions { mandatory: true, ..Default::default() };
@@ -157,10 +177,12 @@ impl Publisher {
             Err(e) if matches!(reply_code(&e), Some(403 | 404)) => {
                 // The channel is closed by the refusal: start afresh next time.
                 *session = None;
+                self.link.down();
                 Err(refused(&e))
             }
             Err(e) => {
                 *session = None;
+                self.link.down();
                 Err(Error::Broker { operation: "publish", source: e })
             }
         }
@@ -168,7 +190,7 @@ impl Publisher {
 
     /// Opens a connection and a confirming channel, declaring the exchange, queue
     /// and binding where the user is allowed to.
-    async fn open(&self) -> Result<(Connection, Channel)> {
+    async fn open(&self) -> Result<Session> {
         let connection = self.config.broker.connect().await?;
         let new_channel = || async {
             connection
@@ -193,7 +215,8 @@ impl Publisher {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|source| Error::Broker { operation: "enable publisher confirms", source })?;
-        Ok((connection, channel))
+        let watcher = self.link.up(&connection);
+        Ok(Session { connection, channel, _watcher: watcher })
     }
 
     async fn declare(&self, channel: &Channel, step: Declare) -> lapin::Result<()> {

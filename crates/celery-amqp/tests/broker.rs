@@ -320,3 +320,50 @@ async fn a_broker_restart_loses_nothing_and_acks_nothing_twice() {
     consumer.close().await;
     delete_queue(&raw_connection().await, &queue).await;
 }
+
+#[tokio::test]
+async fn the_link_follows_the_connection_also_while_paused_and_idle() {
+    let queue = unique("link");
+    let mut consumer = consumer(&queue).await;
+    let mut link = consumer.link();
+    assert_eq!((link.borrow().connected, link.borrow().reconnects), (true, 0));
+    let publisher = Publisher::new(PublisherConfig::to_queue(broker(), &queue));
+    let mut published = publisher.link();
+    assert!(!published.borrow().connected, "a publisher connects on first use");
+    let task =
+        |job: i32| TaskMessage::new(codalab::COMPUTE_WORKER_RUN, vec![json!(job), json!({})]);
+    publisher.publish(&task(1), &[]).await.unwrap();
+    assert_eq!((published.borrow().connected, published.borrow().reconnects), (true, 0));
+    // Busy: nobody calls `next`, nothing is published.
+    consumer.pause().await;
+
+    rabbitmqctl(&["stop_app"]);
+    let patience = std::time::Duration::from_secs(120);
+    let down = async {
+        link.wait_for(|l| !l.connected).await.unwrap();
+        published.wait_for(|l| !l.connected).await.unwrap();
+    };
+    let seen = tokio::time::timeout(patience, down).await;
+    rabbitmqctl(&["start_app"]);
+    rabbitmqctl(&["await_startup"]);
+    assert!(seen.is_ok(), "both links went down while idle");
+
+    // Connected again without consuming: the task stays in the queue.
+    consumer.recover().await;
+    assert_eq!((link.borrow().connected, link.borrow().reconnects), (true, 1));
+    assert!(consumer.connected());
+    let status = celery_amqp::queue_status(&broker(), &queue).await.unwrap();
+    assert_eq!((status.messages, status.consumers), (1, 0), "recovering does not consume");
+    publisher.publish(&task(2), &[]).await.unwrap();
+    assert_eq!((published.borrow().connected, published.borrow().reconnects), (true, 1));
+    for job in 1..=2 {
+        let delivery = next(&mut consumer).await;
+        assert_eq!(delivery.task.args[0], json!(job));
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(consumer.reconnects(), 1, "next consumed on the recovered connection");
+    publisher.close().await;
+    consumer.close().await;
+    assert!(!link.borrow().connected && !published.borrow().connected);
+    delete_queue(&raw_connection().await, &queue).await;
+}
