@@ -710,15 +710,14 @@ fn meta_header(name: &str) -> Result<String, Error> {
     Ok(format!("x-ms-meta-{name}"))
 }
 
-/// `Retry-After` in seconds (or `x-ms-retry-after-ms`), capped at a minute.
+/// `x-ms-retry-after-ms`, else `Retry-After` (seconds or an HTTP date), capped at a minute.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(ms) = value("x-ms-retry-after-ms").and_then(|v| v.trim().parse::<u64>().ok()) {
         return Some(Duration::from_millis(ms.min(60_000)));
     }
     value("retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|secs| Duration::from_secs(secs.min(60)))
+        .and_then(|v| backoff::retry_after(v, SystemTime::now(), Duration::from_secs(60)))
 }
 
 /// An endpoint as messages and `Debug` show it: `scheme://host[:port]/path`, without

@@ -384,7 +384,7 @@ impl ArmClient {
         };
         let request_id = header("x-ms-request-id");
         let retry_after = header("retry-after")
-            .and_then(|v| parse_retry_after(&v, SystemTime::now()))
+            .and_then(|v| backoff::retry_after(&v, SystemTime::now(), MAX_RETRY_AFTER))
             .map(RetryAfter);
         let text = response.text().await.map_err(|e| ArmError::Network {
             operation: operation.to_owned(),
@@ -439,42 +439,9 @@ impl Pages {
     }
 }
 
-/// A `Retry-After` value: whole seconds, or an HTTP date (as of `now`; one in the
-/// past is no wait). At most [`MAX_RETRY_AFTER`].
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    let wait = match value.parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => {
-            let at = httpdate::parse_http_date(value).ok()?;
-            at.duration_since(now).unwrap_or_default()
-        }
-    };
-    Some(wait.min(MAX_RETRY_AFTER))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_takes_seconds_and_http_dates() {
-        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
-        let after = |value: &str| parse_retry_after(value, now);
-        assert_eq!(after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(after("Wed, 21 Oct 2015 07:30:00 GMT"), Some(Duration::from_secs(120)));
-        // The other two forms HTTP allows.
-        assert_eq!(after("Wednesday, 21-Oct-15 07:28:30 GMT"), Some(Duration::from_secs(30)));
-        assert_eq!(after("Wed Oct 21 07:28:45 2015"), Some(Duration::from_secs(45)));
-        // A date gone by: no wait. Far ahead, or many seconds: the cap.
-        assert_eq!(after("Wed, 21 Oct 2015 07:00:00 GMT"), Some(Duration::ZERO));
-        assert_eq!(after("Thu, 22 Oct 2015 07:28:00 GMT"), Some(MAX_RETRY_AFTER));
-        assert_eq!(after("86400"), Some(MAX_RETRY_AFTER));
-        for nonsense in ["", "soon", "-5", "1.5", "Wed, 32 Oct 2015 07:28:00 GMT"] {
-            assert_eq!(after(nonsense), None, "{nonsense:?}");
-        }
-    }
 
     #[test]
     fn a_listing_never_reads_a_page_twice_nor_without_end() {

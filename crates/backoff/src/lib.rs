@@ -6,6 +6,9 @@
 //! the current step so that many workers retrying at once spread out.
 //! [`Backoff::reset`] after a success starts over from the initial delay.
 //!
+//! [`retry_after`] reads a server's `Retry-After` answer, for the clients that wait
+//! at least that long.
+//!
 //! The type does no waiting itself; callers sleep on their own runtime:
 //!
 //! ```
@@ -21,7 +24,19 @@
 //! assert!(backoff.next_delay() <= Duration::from_millis(100));
 //! ```
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+/// A `Retry-After` value: whole seconds, or an HTTP date in any of the three forms
+/// HTTP allows (as of `now`; one gone by is no wait); at most `cap`. `None` for
+/// anything else.
+pub fn retry_after(value: &str, now: SystemTime, cap: Duration) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(value).ok()?.duration_since(now).unwrap_or_default(),
+    };
+    Some(wait.min(cap))
+}
 
 /// Exponential backoff with jitter; see the crate documentation.
 #[derive(Clone, Debug)]
@@ -100,6 +115,26 @@ mod tests {
         b.reset();
         assert_eq!(b.attempts(), 0);
         assert!(b.next_delay() <= Duration::from_millis(10));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let cap = Duration::from_secs(300);
+        let after = |value: &str| retry_after(value, now, cap);
+        assert_eq!(after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(after("Wed, 21 Oct 2015 07:30:00 GMT"), Some(Duration::from_secs(120)));
+        // The other two forms HTTP allows.
+        assert_eq!(after("Wednesday, 21-Oct-15 07:28:30 GMT"), Some(Duration::from_secs(30)));
+        assert_eq!(after("Wed Oct 21 07:28:45 2015"), Some(Duration::from_secs(45)));
+        // A date gone by: no wait. Far ahead, or many seconds: the cap.
+        assert_eq!(after("Wed, 21 Oct 2015 07:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(after("Thu, 22 Oct 2015 07:28:00 GMT"), Some(cap));
+        assert_eq!(after("86400"), Some(cap));
+        for nonsense in ["", "soon", "-5", "1.5", "Wed, 32 Oct 2015 07:28:00 GMT"] {
+            assert_eq!(after(nonsense), None, "{nonsense:?}");
+        }
     }
 
     #[test]
