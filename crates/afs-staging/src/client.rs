@@ -138,6 +138,26 @@ pub struct FileVersion {
     pub last_modified: String,
 }
 
+impl FileVersion {
+    /// The version an answer about a file names: its ETag and Last-Modified (empty
+    /// when absent), and the file's whole length, from `Content-Range`'s total for
+    /// an answer to a ranged request (`ranged`), else from `Content-Length`. `None`
+    /// when that length is missing or not a number.
+    pub(crate) fn from_headers(headers: &HeaderMap, ranged: bool) -> Option<FileVersion> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let len = if ranged {
+            header("content-range")?.rsplit_once('/')?.1.trim().parse().ok()?
+        } else {
+            header("content-length")?.trim().parse().ok()?
+        };
+        Some(FileVersion {
+            len,
+            etag: header("etag").unwrap_or("").to_owned(),
+            last_modified: header("last-modified").unwrap_or("").to_owned(),
+        })
+    }
+}
+
 /// An Azure Files client for one storage account. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct FileClient {
@@ -511,13 +531,9 @@ impl FileClient {
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let header = |name: &str| {
-            response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
-        };
-        let len = header("content-length").parse().map_err(|_| {
+        FileVersion::from_headers(response.headers(), false).map(Some).ok_or_else(|| {
             Error::malformed("get file properties", path.as_str(), "no Content-Length")
-        })?;
-        Ok(Some(FileVersion { len, etag: header("etag"), last_modified: header("last-modified") }))
+        })
     }
 
     /// Starts reading a file, or the bytes `range` of it. The response body streams.

@@ -39,7 +39,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::auth::SharedKey;
-use crate::client::{FileClient, FileVersion, MAX_RANGE};
+use crate::client::{DirEntry, FileClient, FileVersion, MAX_RANGE};
 use crate::error::Error;
 use crate::path::{RemotePath, check_name};
 
@@ -356,39 +356,27 @@ impl Stager {
     async fn empty_share(&self, client: &FileClient, share: &str) -> Result<(), Error> {
         let parallel = self.config.parallel_requests.max(1);
         let mut files = Vec::new();
-        let mut dirs: Vec<RemotePath> = Vec::new();
-        let mut level = vec![RemotePath::root()];
-        while !level.is_empty() {
-            let listings: Vec<Vec<crate::client::DirEntry>> = stream::iter(level.clone())
-                .map(|dir| async move { client.list_directory(share, &dir).await })
-                .buffered(parallel)
-                .try_collect()
-                .await?;
-            let mut next = Vec::new();
-            for (dir, entries) in level.iter().zip(listings) {
-                for entry in entries {
-                    let child = dir.join(&entry.name)?;
-                    match entry.file_len {
-                        Some(_) => files.push(child),
-                        None => next.push(child),
-                    }
+        // The folders of each level, the root's level first.
+        let mut levels: Vec<Vec<RemotePath>> = Vec::new();
+        let mut walk = TreeWalk::new(client, share, RemotePath::root(), parallel);
+        while let Some(level) = walk.next_level().await? {
+            for (dir, entries) in level {
+                for entry in entries.iter().filter(|e| e.file_len.is_some()) {
+                    files.push(dir.join(&entry.name)?);
                 }
             }
-            dirs.extend(next.iter().cloned());
-            level = next;
+            levels.push(level.iter().map(|(dir, _)| dir.clone()).collect());
         }
-        tracing::debug!(share, files = files.len(), folders = dirs.len(), "emptying a share");
+        let folders: usize = levels.iter().skip(1).map(Vec::len).sum();
+        tracing::debug!(share, files = files.len(), folders, "emptying a share");
         stream::iter(files)
             .map(|file| async move { client.delete_file(share, &file).await })
             .buffer_unordered(parallel)
             .try_collect::<Vec<bool>>()
             .await?;
-        // Listed parents first: reversed, every folder comes before its parent.
-        while !dirs.is_empty() {
-            let depth = dirs.last().map_or(0, |d| d.segments().count());
-            let split =
-                dirs.iter().rposition(|d| d.segments().count() != depth).map_or(0, |i| i + 1);
-            stream::iter(dirs.split_off(split))
+        // Every level but the root's, deepest first: each folder is empty by then.
+        for level in levels.into_iter().skip(1).rev() {
+            stream::iter(level)
                 .map(|dir| async move { client.delete_directory(share, &dir).await })
                 .buffer_unordered(parallel)
                 .try_collect::<Vec<bool>>()
@@ -500,26 +488,27 @@ impl Stager {
         }
         // A folder: walk it level by level, listing in parallel.
         let mut files: Vec<(RemotePath, PathBuf, u64)> = Vec::new();
-        let mut level = vec![(remote.clone(), local.to_path_buf())];
+        let depth = remote.segments().count();
+        let mut walk = TreeWalk::new(client, share, remote.clone(), parallel);
         let mut first = true;
-        while !level.is_empty() {
-            let dirs: Vec<RemotePath> = level.iter().map(|(dir, _)| dir.clone()).collect();
-            let listings: Vec<Option<Vec<crate::client::DirEntry>>> = stream::iter(dirs)
-                .map(|dir| async move {
-                    match client.list_directory(share, &dir).await {
-                        Ok(entries) => Ok(Some(entries)),
-                        Err(e) if e.code() == Some("ResourceNotFound") && first => Ok(None),
-                        Err(e) if e.code() == Some("ParentNotFound") && first => Ok(None),
-                        Err(e) => Err(e),
-                    }
-                })
-                .buffered(parallel)
-                .try_collect()
-                .await?;
-            let mut next = Vec::new();
-            for ((dir, local_dir), entries) in level.iter().zip(listings) {
-                let Some(entries) = entries else { continue };
-                local_dir_fresh(workspace, local_dir).await?;
+        loop {
+            let level = match walk.next_level().await {
+                Ok(Some(level)) => level,
+                Ok(None) => break,
+                // No such folder: nothing to collect.
+                Err(e)
+                    if first && matches!(e.code(), Some("ResourceNotFound" | "ParentNotFound")) =>
+                {
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            first = false;
+            for (dir, entries) in level {
+                // `dir` below `remote` is the same folder below `local`.
+                let local_dir =
+                    dir.segments().skip(depth).fold(local.to_path_buf(), |p, name| p.join(name));
+                local_dir_fresh(workspace, &local_dir).await?;
                 stats.folders += 1;
                 for entry in entries {
                     check_name(&entry.name).map_err(|_| {
@@ -528,16 +517,11 @@ impl Stager {
                             entry.name
                         ))
                     })?;
-                    let child = dir.join(&entry.name)?;
-                    let local_child = local_dir.join(&entry.name);
-                    match entry.file_len {
-                        Some(len) => files.push((child, local_child, len)),
-                        None => next.push((child, local_child)),
+                    if let Some(len) = entry.file_len {
+                        files.push((dir.join(&entry.name)?, local_dir.join(&entry.name), len));
                     }
                 }
             }
-            level = next;
-            first = false;
         }
         let permits = Arc::new(Semaphore::new(parallel));
         let bytes = AtomicU64::new(0);
@@ -559,6 +543,50 @@ impl Stager {
             .await?;
         stats.bytes = bytes.into_inner();
         Ok(stats)
+    }
+}
+
+/// A walk down a share folder's tree, level by level: each call of
+/// [`TreeWalk::next_level`] lists one level's folders, in parallel, starting with the
+/// root, and the next call lists the folders found in them. Their names are joined
+/// only then, so a caller that checks a level's names first reports its own error
+/// for a bad one.
+struct TreeWalk<'a> {
+    client: &'a FileClient,
+    share: &'a str,
+    parallel: usize,
+    /// The root, until it is listed.
+    root: Option<RemotePath>,
+    /// The level listed last, each folder with its entries.
+    level: Vec<(RemotePath, Vec<DirEntry>)>,
+}
+
+impl<'a> TreeWalk<'a> {
+    fn new(client: &'a FileClient, share: &'a str, root: RemotePath, parallel: usize) -> Self {
+        TreeWalk { client, share, parallel, root: Some(root), level: Vec::new() }
+    }
+
+    /// Lists the next level: each of its folders, in order, with its entries;
+    /// `None` when the last level held no folder.
+    async fn next_level(&mut self) -> Result<Option<&[(RemotePath, Vec<DirEntry>)]>, Error> {
+        let mut dirs: Vec<RemotePath> = self.root.take().into_iter().collect();
+        for (dir, entries) in &self.level {
+            for entry in entries.iter().filter(|e| e.file_len.is_none()) {
+                dirs.push(dir.join(&entry.name)?);
+            }
+        }
+        self.level.clear();
+        if dirs.is_empty() {
+            return Ok(None);
+        }
+        let (client, share) = (self.client, self.share);
+        let listings: Vec<Vec<DirEntry>> = stream::iter(dirs.clone())
+            .map(|dir| async move { client.list_directory(share, &dir).await })
+            .buffered(self.parallel)
+            .try_collect()
+            .await?;
+        self.level = dirs.into_iter().zip(listings).collect();
+        Ok(Some(&self.level))
     }
 }
 
@@ -630,7 +658,7 @@ struct PlannedItem {
 async fn plan_uploads(workspace: &Path, uploads: &[Upload]) -> Result<Vec<PlannedItem>, Error> {
     let workspace = workspace.to_path_buf();
     let uploads = uploads.to_vec();
-    tokio::task::spawn_blocking(move || {
+    blocking("the upload planner", move || {
         let root = std::fs::canonicalize(&workspace).map_err(|e| Error::io(&workspace, e))?;
         let mut plan = Vec::new();
         for upload in &uploads {
@@ -640,7 +668,6 @@ async fn plan_uploads(workspace: &Path, uploads: &[Upload]) -> Result<Vec<Planne
         Ok(plan)
     })
     .await
-    .map_err(|e| Error::Config(format!("the upload planner stopped: {e}")))?
 }
 
 fn walk(
@@ -745,7 +772,7 @@ async fn read_at(
 ) -> Result<Bytes, Error> {
     use std::os::unix::fs::FileExt;
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
+    blocking("a file reader", move || {
         let mut buffer = BytesMut::zeroed(size as usize);
         file.read_exact_at(&mut buffer, offset).map_err(|e| {
             let e = if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -758,7 +785,6 @@ async fn read_at(
         Ok(buffer.freeze())
     })
     .await
-    .map_err(|e| Error::Config(format!("a file reader stopped: {e}")))?
 }
 
 /// Files up to this size come in one request; larger ones in parallel ranges.
@@ -861,9 +887,10 @@ async fn download_range(
         attempt += 1;
         let asked = range.map(|(offset, size)| (offset, offset + size - 1));
         let mut response = client.get_file(share, remote, asked).await?;
-        let version = answered_version(&response, range.is_some()).ok_or_else(|| {
-            Error::malformed("get file", remote.as_str(), "no Content-Length or Content-Range")
-        })?;
+        let version =
+            FileVersion::from_headers(response.headers(), range.is_some()).ok_or_else(|| {
+                Error::malformed("get file", remote.as_str(), "no Content-Length or Content-Range")
+            })?;
         let size = range.map_or(version.len, |(_, size)| size);
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -909,22 +936,6 @@ async fn download_range(
     }
 }
 
-/// The version a Get File answer comes from: its ETag and Last-Modified, and the
-/// file's whole length (from `Content-Range` for a range, else `Content-Length`).
-fn answered_version(response: &reqwest::Response, ranged: bool) -> Option<FileVersion> {
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
-    let len = if ranged {
-        header("content-range")?.rsplit_once('/')?.1.trim().parse().ok()?
-    } else {
-        header("content-length")?.trim().parse().ok()?
-    };
-    Some(FileVersion {
-        len,
-        etag: header("etag").unwrap_or("").to_owned(),
-        last_modified: header("last-modified").unwrap_or("").to_owned(),
-    })
-}
-
 /// Makes sure nothing but a plain file (or nothing) is at `local`: a link left
 /// there is removed rather than written through.
 async fn replace_local(local: &Path) -> Result<(), Error> {
@@ -948,9 +959,18 @@ async fn local_dir_fresh(workspace: &Path, local_dir: &Path) -> Result<(), Error
 /// Creates the folders between `workspace` and `local`'s parent, replacing links.
 async fn local_parent_dirs(workspace: &Path, local: &Path) -> Result<(), Error> {
     let (workspace, local) = (workspace.to_path_buf(), local.to_path_buf());
-    tokio::task::spawn_blocking(move || real_parent_dirs(&workspace, &local))
+    blocking("a folder maker", move || real_parent_dirs(&workspace, &local)).await
+}
+
+/// Runs `f` on the blocking pool; `task` names it in the error when it panics or is
+/// cancelled.
+async fn blocking<T: Send + 'static>(
+    task: &str,
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Config(format!("a folder maker stopped: {e}")))?
+        .map_err(|e| Error::Config(format!("{task} stopped: {e}")))?
 }
 
 /// Makes every folder between `workspace` and `local`'s parent a real folder: a link
@@ -1116,14 +1136,8 @@ mod mounted {
         Ok(())
     }
 
-    /// Runs `f` on the blocking pool.
-    async fn blocking<T: Send + 'static>(
-        f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, Error> {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::Config(format!("the mounted-mode copier stopped: {e}")))?
-    }
+    /// What `blocking` calls the copies here.
+    const COPIER: &str = "the mounted-mode copier";
 
     pub(super) async fn publish(
         mount: &Path,
@@ -1132,7 +1146,7 @@ mod mounted {
     ) -> Result<TransferStats, Error> {
         let mount = mount.to_path_buf();
         let locations = locations.to_vec();
-        blocking(move || {
+        blocking(COPIER, move || {
             let mut stats = TransferStats::default();
             let prefix = |volume: &VolumeName| {
                 locations.iter().find(|(v, _)| v == volume).map(|(_, l)| l.prefix.clone())
@@ -1177,7 +1191,7 @@ mod mounted {
         let remote = remote.clone();
         let workspace = workspace.to_path_buf();
         let local = local.to_path_buf();
-        blocking(move || {
+        blocking(COPIER, move || {
             let mut stats = TransferStats::default();
             let Some(source) = locate(&mount, &remote, false)? else { return Ok(stats) };
             match std::fs::symlink_metadata(&source) {
@@ -1213,16 +1227,13 @@ mod mounted {
             tracing::warn!(path = %source.display(), "not collected: not a file or folder");
             return Ok(());
         }
-        let existing = std::fs::symlink_metadata(local).ok();
-        if let Some(existing) = &existing
-            && !existing.is_dir()
-        {
-            // A link, or a file in the way: a file is written anew, never through
-            // what stands there.
-            std::fs::remove_file(local).map_err(|e| Error::io(local, e))?;
-        }
         if meta.is_dir() {
+            let existing = std::fs::symlink_metadata(local).ok();
             if !existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+                if existing.is_some() {
+                    // A link, or a file in the way: removed, never followed.
+                    std::fs::remove_file(local).map_err(|e| Error::io(local, e))?;
+                }
                 std::fs::create_dir(local).map_err(|e| Error::io(local, e))?;
             }
             stats.folders += 1;
@@ -1235,23 +1246,34 @@ mod mounted {
             }
         } else {
             let Some((mut input, _)) = open_file(source)? else { return Ok(()) };
-            if existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+            stats.bytes += write_local(&mut input, local)?;
+            stats.files += 1;
+        }
+        Ok(())
+    }
+
+    /// Copies `input` into a new file at the workspace path `local` (whose folders
+    /// are real folders) and gives the bytes copied. A file or link at `local` is
+    /// removed first, so the copy never goes through what stood there; a folder
+    /// there is refused.
+    fn write_local(input: &mut File, local: &Path) -> Result<u64, Error> {
+        match std::fs::symlink_metadata(local) {
+            Ok(existing) if existing.is_dir() => {
                 return Err(Error::InvalidPath(format!(
                     "{} is a folder locally but a file on the share",
                     local.display()
                 )));
             }
-            // O_EXCL: never through a link that appeared since the look above.
-            let mut output = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(local)
-                .map_err(|e| Error::io(local, e))?;
-            stats.bytes +=
-                std::io::copy(&mut input, &mut output).map_err(|e| Error::io(local, e))?;
-            stats.files += 1;
+            Ok(_) => std::fs::remove_file(local).map_err(|e| Error::io(local, e))?,
+            Err(_) => {}
         }
-        Ok(())
+        // O_EXCL: never through a link that appeared since the look above.
+        let mut output = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(local)
+            .map_err(|e| Error::io(local, e))?;
+        std::io::copy(input, &mut output).map_err(|e| Error::io(local, e))
     }
 
     fn version_of(meta: &std::fs::Metadata) -> FileVersion {
@@ -1274,7 +1296,7 @@ mod mounted {
     ) -> Result<Option<FileVersion>, Error> {
         let mount = mount.to_path_buf();
         let remote = remote.clone();
-        blocking(move || {
+        blocking(COPIER, move || {
             let Some(path) = locate(&mount, &remote, false)? else { return Ok(None) };
             match std::fs::symlink_metadata(&path) {
                 Ok(meta) if meta.is_file() => Ok(Some(version_of(&meta))),
@@ -1288,7 +1310,8 @@ mod mounted {
     }
 
     /// Copies the file `remote` to `local` (a link there is replaced, not written
-    /// through) and gives the version copied; `None` when the file is gone.
+    /// through, and a folder refused) and gives the version copied; `None` when the
+    /// file is gone.
     pub(super) async fn fetch(
         mount: &Path,
         remote: &RemotePath,
@@ -1297,21 +1320,10 @@ mod mounted {
         let mount = mount.to_path_buf();
         let remote = remote.clone();
         let local = local.to_path_buf();
-        blocking(move || {
+        blocking(COPIER, move || {
             let Some(path) = locate(&mount, &remote, false)? else { return Ok(None) };
             let Some((mut input, meta)) = open_file(&path)? else { return Ok(None) };
-            match std::fs::symlink_metadata(&local) {
-                Ok(existing) if !existing.is_dir() => {
-                    std::fs::remove_file(&local).map_err(|e| Error::io(&local, e))?;
-                }
-                _ => {}
-            }
-            let mut output = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&local)
-                .map_err(|e| Error::io(&local, e))?;
-            std::io::copy(&mut input, &mut output).map_err(|e| Error::io(&local, e))?;
+            write_local(&mut input, &local)?;
             Ok(Some(version_of(&meta)))
         })
         .await
@@ -1323,7 +1335,7 @@ mod mounted {
         let mount = mount.to_path_buf();
         let runs = RemotePath::new(MOUNTED_RUNS).expect("a valid name");
         let job = job.as_str().to_owned();
-        blocking(move || {
+        blocking(COPIER, move || {
             let Some(runs) = real_dir(&mount, &runs, false)? else { return Ok(()) };
             let folder = runs.join(job);
             let removed = match std::fs::symlink_metadata(&folder) {

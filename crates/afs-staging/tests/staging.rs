@@ -38,14 +38,20 @@ fn client(setup: &Setup, key: &str) -> FileClient {
     client_with_pages(setup, key, None)
 }
 
+/// A client configuration for tests: the test account's key and short pauses
+/// between attempts (5 ms, doubling to at most 50 ms).
+fn test_config(endpoint: String) -> ClientConfig {
+    let mut config =
+        ClientConfig::new(endpoint, Credential::SharedKey(SharedKey::new(ACCOUNT, KEY).unwrap()));
+    config.initial_backoff = Duration::from_millis(5);
+    config.max_backoff = Duration::from_millis(50);
+    config
+}
+
 /// A client that asks for `page_size` entries per page of a listing.
 fn client_with_pages(setup: &Setup, key: &str, page_size: Option<u32>) -> FileClient {
-    let mut config = ClientConfig::new(
-        setup.emulator.files_endpoint(),
-        Credential::SharedKey(SharedKey::new(ACCOUNT, key).unwrap()),
-    );
-    config.initial_backoff = std::time::Duration::from_millis(5);
-    config.max_backoff = std::time::Duration::from_millis(50);
+    let mut config = test_config(setup.emulator.files_endpoint());
+    config.credential = Credential::SharedKey(SharedKey::new(ACCOUNT, key).unwrap());
     config.attempts = 30;
     config.list_page_size = page_size;
     FileClient::new(config).unwrap()
@@ -262,12 +268,7 @@ async fn throttling_is_waited_out() {
 /// A client with short pauses between attempts and its own attempts and read
 /// timeout.
 fn impatient_client(setup: &Setup, attempts: u32, read_timeout: Duration) -> FileClient {
-    let mut config = ClientConfig::new(
-        setup.emulator.files_endpoint(),
-        Credential::SharedKey(SharedKey::new(ACCOUNT, KEY).unwrap()),
-    );
-    config.initial_backoff = Duration::from_millis(5);
-    config.max_backoff = Duration::from_millis(50);
+    let mut config = test_config(setup.emulator.files_endpoint());
     config.attempts = attempts;
     config.read_timeout = read_timeout;
     FileClient::new(config).unwrap()
@@ -625,12 +626,8 @@ async fn a_share_still_being_deleted_is_waited_for() {
     stager.discard(&job).await.unwrap();
 
     // A client that waits a tenth of the lag gives up with Azure's code.
-    let mut config = ClientConfig::new(
-        setup.emulator.files_endpoint(),
-        Credential::SharedKey(SharedKey::new(ACCOUNT, KEY).unwrap()),
-    );
-    config.initial_backoff = std::time::Duration::from_millis(5);
-    config.max_backoff = std::time::Duration::from_millis(20);
+    let mut config = test_config(setup.emulator.files_endpoint());
+    config.max_backoff = Duration::from_millis(20);
     config.share_deletion_wait = lag / 10;
     let impatient = Stager::shares(FileClient::new(config).unwrap(), StagingConfig::default());
     let err = impatient.publish(&job, local.path(), &[], &uploads).await.unwrap_err();
@@ -856,6 +853,35 @@ async fn collect_replaces_links_above_and_inside_its_target_in_both_modes() {
         assert!(!std::fs::symlink_metadata(output.join("scores.txt")).unwrap().is_symlink());
         assert_eq!(std::fs::read_to_string(output.join("deep/result.txt")).unwrap(), "result");
         assert_eq!(listing(outside.path()), untouched, "{mode}: wrote through an inner link");
+        stager.discard(&job).await.unwrap();
+    }
+}
+
+/// A folder where a watch writes its download (beside the target) is refused with a
+/// clear error in either mode, and left as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_refuses_a_folder_in_its_way_in_both_modes() {
+    let setup = emulator(Faults::default()).await;
+    let mount = tempfile::tempdir().unwrap();
+    let mounted = mounted_stager(mount.path());
+    for (mode, stager) in [("shares", stager(&setup)), ("mounted", mounted)] {
+        let local = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(local.path().join("run")).unwrap();
+        std::fs::write(local.path().join("run/detail.html"), "detail").unwrap();
+        let job = JobId::new(format!("watch-folder-{mode}")).unwrap();
+        let uploads = [Upload { local: ws("run"), volume: vol("run"), remote: remote("out") }];
+        stager.publish(&job, local.path(), &[], &uploads).await.unwrap();
+
+        let back = tempfile::tempdir().unwrap();
+        let target = back.path().join("detail.html");
+        std::fs::create_dir(back.path().join("detail.html.partial")).unwrap();
+        let mut watch =
+            stager.watch(&job, &vol("run"), &remote("out/detail.html"), target.clone()).unwrap();
+        let err = watch.poll().await.unwrap_err();
+        assert!(matches!(err, afs_staging::Error::InvalidPath(_)), "{mode}: {err:?}");
+        assert!(err.to_string().contains("is a folder locally"), "{mode}: {err}");
+        assert!(back.path().join("detail.html.partial").is_dir(), "{mode}");
+        assert!(!target.exists(), "{mode}");
         stager.discard(&job).await.unwrap();
     }
 }
@@ -1148,10 +1174,8 @@ where
 
 /// A stager for a hand-written service: few attempts, short pauses.
 fn fake_stager(endpoint: String) -> Stager {
-    let mut config =
-        ClientConfig::new(endpoint, Credential::SharedKey(SharedKey::new(ACCOUNT, KEY).unwrap()));
+    let mut config = test_config(endpoint);
     config.attempts = 2;
-    config.initial_backoff = std::time::Duration::from_millis(5);
     Stager::shares(FileClient::new(config).unwrap(), StagingConfig::default())
 }
 
