@@ -338,7 +338,7 @@ async fn request_faults_can_be_kept_for_some_methods_and_say_how_long_to_wait() 
     let body = group_body(vec![container("main", &busybox(), &["true"])]);
     arm.emulator().set_arm_faults(ArmFaults {
         throttle: 1,
-        throttle_retry_after_secs: 7,
+        throttle_retry_after_secs: Some(7),
         server_errors: 1,
         fault_methods: vec!["put".to_owned()],
         ..ArmFaults::default()
@@ -537,7 +537,42 @@ async fn instant_mode_with_a_run_time_keeps_groups_running_then_succeeds() {
     assert_eq!((&current["state"], &current["exitCode"]), (&json!("Terminated"), &json!(0)));
     assert!(current["finishTime"].as_str() > current["startTime"].as_str(), "{current}");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(state(&arm.get_group("stopped").await), "Stopped");
+    let stopped = arm.get_group("stopped").await;
+    assert_eq!(state(&stopped), "Stopped");
+    // Its container stays killed.
+    assert_eq!(view(&stopped, 0)["currentState"]["exitCode"], KILLED_EXIT_CODE, "{stopped}");
+}
+
+#[tokio::test]
+async fn instant_mode_with_a_run_time_never_ends_the_run_of_a_group_being_deleted() {
+    let arm = Arm::start(|c| {
+        c.instant = true;
+        c.instant_run = Duration::from_secs(1);
+        c.docker = None;
+    })
+    .await;
+    // The deletion outlasts the run time by far.
+    arm.emulator().set_arm_faults(ArmFaults {
+        deletion_delay: Duration::from_secs(5),
+        ..ArmFaults::default()
+    });
+    let body = group_body(vec![container("main", &busybox(), &["sleep", "600"])]);
+    assert_eq!(state(&arm.put_group("deleted", &body).await.body), "Running");
+    // Put after it: once its run is over, so is the deleted group's run time.
+    arm.put_group("witness", &body).await;
+    let path = arm.group_path("deleted");
+    let delete = arm.call("DELETE", &path, None);
+    let look = async {
+        let witness = arm.wait_group("witness", |g| state(g) != "Running").await;
+        assert_eq!(state(&witness), "Succeeded");
+        arm.get_group("deleted").await
+    };
+    let (deleted, group) = tokio::join!(delete, look);
+    // Still being deleted, and the end of the run time did not make it exit 0.
+    assert_eq!(provisioning(&group), "Deleting", "{group}");
+    assert_ne!(view(&group, 0)["currentState"]["exitCode"], json!(0), "{group}");
+    assert_eq!(deleted.status, 200);
+    assert!(arm.emulator().container_groups().iter().all(|g| g != "deleted"));
 }
 
 #[tokio::test]

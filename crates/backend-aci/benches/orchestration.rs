@@ -64,6 +64,7 @@ fn main() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     print!("{}", String::from_utf8_lossy(&output.stdout));
     println!("ARM requests served: {}", emulator.arm_requests());
+    println!("Files requests served: {}", emulator.requests_served());
     runtime.block_on(emulator.shutdown());
 }
 

@@ -1,6 +1,5 @@
 //! A small Azure Resource Manager client for container groups.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -292,25 +291,28 @@ impl ArmClient {
         Ok(logs.content.unwrap_or_default())
     }
 
-    /// Every container group of the resource group. A listing whose `nextLink`
-    /// comes back again, or that runs past 1000 pages, fails rather than
-    /// going on forever.
+    /// Every container group of the resource group. A listing that runs past 1000
+    /// pages (a `nextLink` that keeps coming back, say) fails rather than going on
+    /// forever.
     pub async fn list_groups(&self) -> Result<Vec<ContainerGroup>, ArmError> {
         let operation = "list container groups";
         let mut groups = Vec::new();
         let mut url = format!("{}?api-version={}", self.groups_url(), self.target.api_version);
-        let mut pages = Pages::default();
-        loop {
+        for _ in 0..MAX_PAGES {
             let page: GroupList =
                 self.call(operation, Method::GET, url, None, Retry::Transient).await?;
             groups.extend(page.value);
             // Follow only links to the same ARM endpoint: the bearer token goes with it.
-            let next = page.next_link.filter(|next| next.starts_with(&self.target.endpoint));
-            match pages.next(operation, next)? {
+            match page.next_link.filter(|next| next.starts_with(&self.target.endpoint)) {
                 Some(next) => url = next,
                 None => return Ok(groups),
             }
         }
+        // The link is not shown: it may carry a continuation token.
+        Err(ArmError::Decode {
+            operation: operation.to_owned(),
+            detail: format!("the listing goes on past {MAX_PAGES} pages"),
+        })
     }
 
     async fn token(&self) -> Result<String, ArmError> {
@@ -411,68 +413,104 @@ impl ArmClient {
     }
 }
 
-/// The links a listing followed: each page's `nextLink` must be new, and there may
-/// be at most [`MAX_PAGES`] pages.
-#[derive(Default)]
-struct Pages {
-    seen: HashSet<String>,
-}
-
-impl Pages {
-    /// The next page's URL, `None` when the listing is complete, or an error when
-    /// the link was followed before or there are too many pages.
-    fn next(&mut self, operation: &str, next: Option<String>) -> Result<Option<String>, ArmError> {
-        let Some(next) = next else { return Ok(None) };
-        let decode = |detail: String| ArmError::Decode { operation: operation.to_owned(), detail };
-        // The first page came without a link of its own.
-        if self.seen.len() + 1 >= MAX_PAGES {
-            return Err(decode(format!("the listing goes on past {MAX_PAGES} pages")));
-        }
-        if !self.seen.insert(next.clone()) {
-            // The link itself is not shown: it may carry a continuation token.
-            return Err(decode(format!(
-                "page {} links to a page the listing already read",
-                self.seen.len() + 1
-            )));
-        }
-        Ok(Some(next))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use azure_core::credentials::{AccessToken, TokenRequestOptions};
+    use azure_core::time::OffsetDateTime;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
     use super::*;
 
-    #[test]
-    fn a_listing_never_reads_a_page_twice_nor_without_end() {
-        let operation = "list container groups";
-        let link = |n: usize| format!("https://management.azure.com/groups?$skiptoken={n}");
-        // The last page has no link.
-        let mut pages = Pages::default();
-        assert_eq!(pages.next(operation, Some(link(1))).unwrap(), Some(link(1)));
-        assert_eq!(pages.next(operation, Some(link(2))).unwrap(), Some(link(2)));
-        assert_eq!(pages.next(operation, None).unwrap(), None);
+    /// Hands out a token that ARM stand-ins take.
+    #[derive(Debug)]
+    struct AnyToken;
 
-        // The same link again: an error, which does not show the link's token.
-        let mut pages = Pages::default();
-        pages.next(operation, Some(link(1))).unwrap();
-        pages.next(operation, Some(link(2))).unwrap();
-        let err = pages.next(operation, Some(link(1))).unwrap_err();
-        let text = err.to_string();
-        assert!(!err.is_transient(), "{text}");
-        assert!(text.contains("already read") && !text.contains("skiptoken"), "{text}");
+    impl TokenCredential for AnyToken {
+        fn get_token<'a, 'b, 'c, 'd, 'f>(
+            &'a self,
+            _scopes: &'b [&'c str],
+            _options: Option<TokenRequestOptions<'d>>,
+        ) -> Pin<Box<dyn Future<Output = azure_core::Result<AccessToken>> + Send + 'f>>
+        where
+            'a: 'f,
+            'b: 'f,
+            'c: 'f,
+            'd: 'f,
+            Self: 'f,
+        {
+            let expires = OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1);
+            Box::pin(async move { Ok(AccessToken::new("token", expires)) })
+        }
+    }
 
-        // New links without end: stopped at the cap.
-        let mut pages = Pages::default();
-        let mut followed = 1;
-        let err = loop {
-            match pages.next(operation, Some(link(followed))) {
-                Ok(Some(_)) => followed += 1,
-                Ok(None) => unreachable!("there was a link"),
-                Err(e) => break e,
+    /// An ARM stand-in on plain HTTP that answers every request with a listing page,
+    /// `{"value": []}` and the `nextLink` that `next` gives for the request's
+    /// target, if any; a client of it, and how many requests it served.
+    async fn listing(next: fn(&str) -> Option<String>) -> (ArmClient, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let served = Arc::new(AtomicUsize::new(0));
+        let (base, count) = (endpoint.clone(), served.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let target = text.split(' ').nth(1).unwrap_or("");
+                let mut body = serde_json::json!({"value": []});
+                if let Some(link) = next(target) {
+                    body["nextLink"] = format!("{base}{link}").into();
+                }
+                let body = body.to_string();
+                count.fetch_add(1, Ordering::SeqCst);
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
             }
+        });
+        let target = ArmTarget {
+            endpoint,
+            subscription_id: "sub".into(),
+            resource_group: "rg".into(),
+            api_version: "2023-05-01".into(),
         };
-        assert_eq!(followed, MAX_PAGES, "pages read");
-        assert!(err.to_string().contains("past 1000 pages"), "{err}");
+        let client = ArmClient::new(reqwest::Client::new(), Arc::new(AnyToken), target)
+            .with_retry(1, Duration::from_millis(10));
+        (client, served)
+    }
+
+    #[tokio::test]
+    async fn a_listing_follows_its_links_to_the_end_but_never_without_end() {
+        // Two links, then a last page without one.
+        let (arm, served) = listing(|target| {
+            let page = target.split("$skiptoken=").nth(1).map_or(0, |n| n.parse().unwrap());
+            (page < 2).then(|| format!("/groups?$skiptoken={}", page + 1))
+        })
+        .await;
+        assert!(arm.list_groups().await.unwrap().is_empty());
+        assert_eq!(served.load(Ordering::SeqCst), 3, "pages read");
+
+        // The same link again and again: stopped at the cap, with an error that does
+        // not show the link's token.
+        let (arm, served) = listing(|_| Some("/groups?$skiptoken=again".into())).await;
+        let err = arm.list_groups().await.unwrap_err();
+        let text = err.to_string();
+        assert_eq!(served.load(Ordering::SeqCst), MAX_PAGES, "pages read");
+        assert!(matches!(err, ArmError::Decode { .. }), "{text}");
+        assert!(!err.is_transient(), "{text}");
+        assert!(text.contains("past 1000 pages") && !text.contains("skiptoken"), "{text}");
     }
 }

@@ -96,6 +96,7 @@ pub mod credentials;
 pub mod model;
 mod plan;
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -465,8 +466,14 @@ impl AciBackend {
                     ));
                 }
             }
-            // Start the next attempt from a clean slate: the group and what it wrote.
-            self.cleanup_job(&spec.id).await?;
+            // The next attempt gets a new group; its publish empties the shares left
+            // from this one. Deleting them instead would leave their names refused
+            // (409 ShareBeingDeleted) for seconds to minutes on Azure.
+            inner
+                .arm
+                .delete_group(spec.id.as_str())
+                .await
+                .map_err(arm_error("delete container group"))?;
         };
 
         inner
@@ -854,8 +861,8 @@ impl ComputeBackend for AciBackend {
         Box::pin(async move {
             spec.validate()?;
             // While the job runs, an orphan sweep leaves its group and shares alone;
-            // a sweep already deleting them, or the cleanup after a cancelled run of
-            // the same job, finishes first.
+            // a sweep already deleting them, the cleanup after a cancelled run of the
+            // same job, or another run of it, finishes first.
             let claim = self.inner.claims.run(spec.id.as_str()).await;
             if !spec.network && !self.inner.network_warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -886,8 +893,8 @@ impl ComputeBackend for AciBackend {
 
     fn cleanup<'a>(&'a self, job: &'a JobId) -> BoxFuture<'a, compute::Result<()>> {
         Box::pin(async move {
-            // After a sweep or a cancelled run's cleanup of the same job, never
-            // alongside one.
+            // After a sweep, a cancelled run's cleanup or a run of the same job,
+            // never alongside one.
             let _claim = self.inner.claims.run(job.as_str()).await;
             self.cleanup_job(job).await
         })
@@ -1117,109 +1124,88 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
     std::fs::write(path, bytes).map_err(|e| Error::platform("write output", false, e))
 }
 
-/// Which jobs this process runs, and which an orphan sweep is deleting: a sweep
-/// never deletes the group or shares of a job that runs here, and a run waits for
-/// a sweep that is deleting its job's leftovers, and for the cleanup of a cancelled
-/// run of the same job.
+/// Which jobs this process runs, and which an orphan sweep is deleting: one hold
+/// per job at a time. A sweep never deletes the group or shares of a job that runs
+/// here, and a run waits for a sweep that is deleting its job's leftovers, for the
+/// cleanup of a cancelled run of the same job, and for another run of it (each run
+/// starts by deleting the group named after the job: two at once cannot work).
 #[derive(Debug, Default)]
 struct Claims {
-    jobs: Mutex<HashMap<String, Claim>>,
+    jobs: Mutex<HashMap<String, Hold>>,
     released: tokio::sync::Notify,
 }
 
 /// What holds a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Claim {
-    /// This many runs of it here; `cleanups` of them were cancelled and are deleting
-    /// the job's group and shares, which a new run waits for.
-    Running { runs: usize, cleanups: usize },
+enum Hold {
+    /// A run of it here (or a [`ComputeBackend::cleanup`] call).
+    Run,
+    /// A cancelled run's cleanup is deleting its group and shares.
+    Cleanup,
     /// A sweep is deleting its group or shares.
-    Sweeping,
+    Sweep,
 }
 
-impl Claim {
+impl Hold {
     /// Whether a run of the job goes on here (not only a cleanup or a sweep).
     fn runs_here(self) -> bool {
-        matches!(self, Claim::Running { runs, cleanups } if runs > cleanups)
+        self == Hold::Run
     }
 }
 
 impl Claims {
-    fn jobs(&self) -> MutexGuard<'_, HashMap<String, Claim>> {
+    fn jobs(&self) -> MutexGuard<'_, HashMap<String, Hold>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Holds `job` as running until the guard is dropped; waits while a sweep
-    /// deletes it, or a cancelled run's cleanup does.
+    /// Holds `job` as running until the guard is dropped; waits while anything
+    /// else holds it: a sweep, a cancelled run's cleanup, or another run.
     async fn run(self: &Arc<Self>, job: &str) -> ClaimGuard {
         loop {
             let released = self.released.notified();
             tokio::pin!(released);
             // Registered before the look, so that no release is missed.
             released.as_mut().enable();
-            let idle = Claim::Running { runs: 0, cleanups: 0 };
-            if let Claim::Running { runs, cleanups: 0 } =
-                self.jobs().entry(job.to_owned()).or_insert(idle)
-            {
-                *runs += 1;
-                return ClaimGuard {
-                    claims: Arc::clone(self),
-                    job: job.to_owned(),
-                    cleanup: false,
-                };
+            if let Entry::Vacant(free) = self.jobs().entry(job.to_owned()) {
+                free.insert(Hold::Run);
+                return ClaimGuard { claims: Arc::clone(self), job: job.to_owned() };
             }
             released.await;
         }
     }
 
     /// Holds `job` for deleting until the guard is dropped, or tells what holds it.
-    fn sweep(self: &Arc<Self>, job: &str) -> Result<ClaimGuard, Claim> {
-        let mut jobs = self.jobs();
-        if let Some(claim) = jobs.get(job) {
-            return Err(*claim);
+    fn sweep(self: &Arc<Self>, job: &str) -> Result<ClaimGuard, Hold> {
+        match self.jobs().entry(job.to_owned()) {
+            Entry::Occupied(held) => Err(*held.get()),
+            Entry::Vacant(free) => {
+                free.insert(Hold::Sweep);
+                Ok(ClaimGuard { claims: Arc::clone(self), job: job.to_owned() })
+            }
         }
-        jobs.insert(job.to_owned(), Claim::Sweeping);
-        Ok(ClaimGuard { claims: Arc::clone(self), job: job.to_owned(), cleanup: false })
     }
 }
 
-/// A run's or a sweep's hold on a job.
+/// A run's, a cleanup's or a sweep's hold on a job: the only one until dropped.
 #[derive(Debug)]
 struct ClaimGuard {
     claims: Arc<Claims>,
     job: String,
-    /// The run was cancelled and this holds the job for its cleanup.
-    cleanup: bool,
 }
 
 impl ClaimGuard {
     /// Turns a run's hold into that of its cleanup after a cancel: new runs of the
-    /// job wait until it is dropped.
+    /// job still wait until it is dropped, and a sweep no longer lists it as running.
     fn cleaning(&mut self) {
-        if let Some(Claim::Running { cleanups, .. }) = self.claims.jobs().get_mut(&self.job)
-            && !self.cleanup
-        {
-            *cleanups += 1;
-            self.cleanup = true;
+        if let Some(hold @ Hold::Run) = self.claims.jobs().get_mut(&self.job) {
+            *hold = Hold::Cleanup;
         }
     }
 }
 
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
-        let mut jobs = self.claims.jobs();
-        match jobs.get_mut(&self.job) {
-            Some(Claim::Running { runs, cleanups }) if *runs > 1 => {
-                *runs -= 1;
-                if self.cleanup {
-                    *cleanups -= 1;
-                }
-            }
-            _ => {
-                jobs.remove(&self.job);
-            }
-        }
-        drop(jobs);
+        self.claims.jobs().remove(&self.job);
         self.claims.released.notify_waiters();
     }
 }
@@ -1456,23 +1442,25 @@ mod tests {
     async fn a_sweep_never_takes_a_running_job_and_a_run_waits_for_a_sweep() {
         use futures_util::FutureExt as _;
         let claims = Arc::new(Claims::default());
-        let one = Claim::Running { runs: 1, cleanups: 0 };
         let running = claims.run("a").await;
-        assert_eq!(claims.sweep("a").err(), Some(one));
-        let twice = claims.run("a").await;
+        assert_eq!(claims.sweep("a").err(), Some(Hold::Run));
+        // A second run of the job waits for the first.
+        let mut twice = Box::pin(claims.run("a"));
+        assert!((&mut twice).now_or_never().is_none(), "two runs of one job held it at once");
         drop(running);
-        assert_eq!(claims.sweep("a").err(), Some(one));
+        let twice = twice.await;
+        assert_eq!(claims.sweep("a").err(), Some(Hold::Run));
         drop(twice);
 
         let sweeping = claims.sweep("a").unwrap();
-        assert_eq!(claims.sweep("a").err(), Some(Claim::Sweeping));
+        assert_eq!(claims.sweep("a").err(), Some(Hold::Sweep));
         let mut run = Box::pin(claims.run("a"));
         assert!((&mut run).now_or_never().is_none(), "a run started while a sweep deletes its job");
         // Another job is not held up.
         drop(claims.run("b").await);
         drop(sweeping);
         let running = run.await;
-        assert_eq!(claims.sweep("a").err(), Some(one));
+        assert_eq!(claims.sweep("a").err(), Some(Hold::Run));
         drop(running);
         assert!(claims.sweep("a").is_ok());
     }
@@ -1482,22 +1470,20 @@ mod tests {
         use futures_util::FutureExt as _;
         let claims = Arc::new(Claims::default());
         let mut cancelled = claims.run("a").await;
-        let other = claims.run("a").await;
-        cancelled.cleaning();
-        let held = Claim::Running { runs: 2, cleanups: 1 };
-        assert_eq!(claims.sweep("a").err(), Some(held));
+        let held = claims.sweep("a").err().unwrap();
+        assert_eq!(held, Hold::Run);
         assert!(held.runs_here());
-        drop(other);
+        cancelled.cleaning();
         // Only the cleanup holds the job: no sweep takes it, and it is no run.
         let cleaning = claims.sweep("a").err().unwrap();
-        assert_eq!(cleaning, Claim::Running { runs: 1, cleanups: 1 });
+        assert_eq!(cleaning, Hold::Cleanup);
         assert!(!cleaning.runs_here());
         let mut run = Box::pin(claims.run("a"));
         assert!((&mut run).now_or_never().is_none(), "a run started while a cleanup went on");
         drop(claims.run("b").await);
         drop(cancelled);
         let running = run.await;
-        assert_eq!(claims.sweep("a").err(), Some(Claim::Running { runs: 1, cleanups: 0 }));
+        assert_eq!(claims.sweep("a").err(), Some(Hold::Run));
         drop(running);
         assert!(claims.sweep("a").is_ok());
     }

@@ -116,11 +116,13 @@ impl Plan {
                 writable: *writable,
             })
             .collect();
+        // The one place that says which containers the wrapper starts.
+        let wrapped: Vec<bool> = spec.containers.iter().map(|c| !c.argv.is_empty()).collect();
         let mut logs = Vec::new();
         let mut captures = Vec::new();
         for (i, container) in spec.containers.iter().enumerate() {
             let captured = container.stdout.is_some() || container.stderr.is_some();
-            if container.argv.is_empty() || !captured {
+            if !wrapped[i] || !captured {
                 logs.push(None);
                 continue;
             }
@@ -148,7 +150,6 @@ impl Plan {
                 ),
             }
         }
-        let wrapped = spec.containers.iter().map(|c| !c.argv.is_empty()).collect();
         Ok(Plan { volumes, logs, captures, watches, wrapped })
     }
 
@@ -196,7 +197,8 @@ impl Plan {
     }
 
     /// The container group for one attempt. `wrapped[i]` says whether container
-    /// `i` runs under the shell wrapper. A Spot group may not hold a container
+    /// `i` runs under the shell wrapper: [`Plan::wrapped`], or a copy of it with
+    /// entries turned off (never on), one per container. A Spot group may not hold a container
     /// that requests a GPU (ACI refuses it): a job with one runs as Regular.
     pub fn group(
         &self,
@@ -236,7 +238,7 @@ impl Plan {
 
         let mut containers = Vec::new();
         for (i, c) in spec.containers.iter().enumerate() {
-            let wrap = wrapped.get(i).copied().unwrap_or(true) && !c.argv.is_empty();
+            let wrap = wrapped[i];
             if mounted && !wrap {
                 return Err(Error::InvalidSpec(if c.argv.is_empty() {
                     format!(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use afs_staging::auth::SharedKey;
 use afs_staging::{ClientConfig, Credential, FileClient, Stager, StagingConfig};
-use azure_emulator::{ArmConfig, ArmFaults, Emulator, FilesConfig};
+use azure_emulator::{ArmConfig, ArmFaults, Emulator, Faults, FilesConfig};
 use backend_aci::credentials::{SdkAuth, http_client};
 use backend_aci::model::{
     Container, ContainerGroup, ContainerProperties, GroupProperties, ResourceRequests,
@@ -55,6 +55,9 @@ async fn stack(faults: ArmFaults, tweak: impl FnOnce(&mut AciConfig)) -> Stack {
     let key = SharedKey::new(azure_emulator::DEFAULT_ACCOUNT, azure_emulator::DEFAULT_KEY).unwrap();
     let mut files_config = ClientConfig::new(emulator.files_endpoint(), Credential::SharedKey(key));
     files_config.initial_backoff = Duration::from_millis(20);
+    // A share name refused while it is being deleted (only under the Files fault
+    // `share_deletion_lag`) fails at once instead of being waited for.
+    files_config.share_deletion_wait = Duration::ZERO;
     let files = FileClient::new(files_config).unwrap();
     let stager = Stager::shares(
         files.clone(),
@@ -310,7 +313,7 @@ async fn throttling_and_server_error_storms_are_waited_out() {
 async fn a_throttled_call_waits_at_least_the_retry_after() {
     let faults = ArmFaults {
         throttle: 1,
-        throttle_retry_after_secs: 3,
+        throttle_retry_after_secs: Some(3),
         fault_methods: vec!["GET".to_owned()],
         ..ArmFaults::default()
     };
@@ -440,6 +443,9 @@ async fn a_spot_eviction_is_run_again_as_regular() {
     // the first group is one, and a rerun as Spot would be the second.
     let faults = ArmFaults { spot_evictions: 2, ..ArmFaults::default() };
     let stack = stack(faults, |c| c.priority = Priority::Spot).await;
+    // A deleted share's name stays taken: the rerun works only if the shares were
+    // kept between the attempts (and emptied by the rerun's publish).
+    stack.emulator.set_faults(keep_deleted_share_names());
     let mut c = shell("one", "sleep 2; echo done >> /out/runs.txt");
     c.mounts = vec![Mount::rw(ws("out"), cp("/out"))];
     let spec = job(&stack, "evicted", vec![c]);
@@ -746,7 +752,8 @@ async fn the_orphan_sweep_never_removes_a_job_this_process_runs() {
     assert_eq!(stack.files.list_shares("running").await.unwrap().len(), 2);
     run.abort();
     let _ = run.await;
-    // Once the run is gone, its leftovers are fair game.
+    // The cancelled run's own cleanup removes its group and shares; meanwhile a
+    // sweep never lists the job as running: a cleanup is no run.
     let mut waited = 0;
     while !stack.emulator.container_groups().is_empty() {
         let report = stack.backend.sweep_orphans(Duration::ZERO).await.unwrap();
@@ -755,6 +762,12 @@ async fn the_orphan_sweep_never_removes_a_job_this_process_runs() {
         waited += 1;
         assert!(waited < 600, "the group stayed");
     }
+}
+
+/// Files faults under which a deleted share's name is refused (`409
+/// ShareBeingDeleted`) for the rest of a test, as Azure does for a while.
+fn keep_deleted_share_names() -> Faults {
+    Faults { share_deletion_lag: Duration::from_secs(3600), ..Faults::default() }
 }
 
 /// An image with a static busybox at `/busybox` and nothing else: no `/bin/sh`.
@@ -822,6 +835,8 @@ async fn an_image_without_a_shell_runs_and_its_output_comes_from_the_logs_api() 
     c.stdout = Some(ws("logs/bare.stdout"));
     c.stderr = Some(ws("logs/bare.stderr"));
     let spec = job(&stack, "no-shell", vec![c]);
+    // The rerun without the wrapper keeps the first attempt's shares.
+    stack.emulator.set_faults(keep_deleted_share_names());
     let outcome = stack.backend.run(&spec, &|_| {}).await.unwrap();
     assert_eq!(outcome.containers[0].exit_code, Some(0), "{outcome:?}");
     let stdout = read(stack.workspace.path(), "logs/bare.stdout");

@@ -261,9 +261,10 @@ impl Group {
     }
 
     /// The instant run is over: every container exits 0, unless the group was
-    /// stopped or deleted meanwhile.
+    /// stopped (its containers were killed, which [`ContainerView::exited`] leaves
+    /// alone, and [`Group::settle`] leaves a `Stopped` group so) or is being deleted.
     pub(crate) fn finish_instant_run(&mut self) {
-        if self.state != "Running" || self.provisioning == "Deleting" {
+        if self.provisioning == "Deleting" {
             return;
         }
         let now = SystemTime::now();

@@ -134,14 +134,14 @@ impl fmt::Debug for ArmConfig {
 /// Faults of the ARM part, counted so that tests are deterministic: each counter is
 /// the number of coming requests (or groups) it hits, and goes down as it does.
 /// Token requests are never faulted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ArmFaults {
     /// The next N ARM requests (of the methods in `fault_methods`) are answered
     /// `429 TooManyRequests` with `Retry-After: throttle_retry_after_secs`, doing
     /// nothing.
     pub throttle: u32,
-    /// The `Retry-After` of throttled answers, in seconds (1 by default).
-    pub throttle_retry_after_secs: u32,
+    /// The `Retry-After` of throttled answers, in seconds (`None`: 1).
+    pub throttle_retry_after_secs: Option<u32>,
     /// The next N ARM requests (of the methods in `fault_methods`, after those
     /// throttled) are answered `500 InternalServerError`, doing nothing.
     pub server_errors: u32,
@@ -188,27 +188,6 @@ pub struct ArmFaults {
     /// containers are gone, as ACI's often do; meanwhile the group is `Deleting` (a
     /// PUT of it is answered `409 Conflict`, another DELETE `202 Accepted`).
     pub deletion_delay: Duration,
-}
-
-impl Default for ArmFaults {
-    fn default() -> Self {
-        ArmFaults {
-            throttle: 0,
-            throttle_retry_after_secs: 1,
-            server_errors: 0,
-            fault_methods: Vec::new(),
-            read_errors: 0,
-            quota_exceeded: 0,
-            capacity_unavailable: 0,
-            provisioning_delay: Duration::ZERO,
-            spot_evictions: 0,
-            spot_eviction_delay: Duration::ZERO,
-            pull_failures: Vec::new(),
-            inaccessible_images: Vec::new(),
-            stops_forgetting_containers: 0,
-            deletion_delay: Duration::ZERO,
-        }
-    }
 }
 
 /// A container group's key: the resource group's name lowercased, and the group's

@@ -264,7 +264,7 @@ fn request_fault(service: &ArmService, method: &Method) -> Option<ArmError> {
     if faults.throttle > 0 {
         faults.throttle -= 1;
         return Some(ArmError {
-            retry_after: Some(faults.throttle_retry_after_secs),
+            retry_after: Some(faults.throttle_retry_after_secs.unwrap_or(1)),
             ..ArmError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
