@@ -10,6 +10,7 @@
 //! account:signature`, `Bearer` tokens, URL passwords), whose values are cut
 //! whatever they are.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::sync::{Arc, RwLock};
 
@@ -56,29 +57,45 @@ impl Secrets {
 
     /// The line with every known secret and every secret-looking value replaced.
     pub fn redact(&self, line: &str) -> String {
-        let mut out = line.to_owned();
+        let mut out = Cow::Borrowed(line);
         {
             let values = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut frontier = Frontier::default();
             for (value, _) in values.iter() {
-                out = redact_value(&out, value);
+                let redacted = match redact_value(&out, value, &mut frontier) {
+                    Cow::Owned(redacted) => Some(redacted),
+                    Cow::Borrowed(_) => None,
+                };
+                if let Some(redacted) = redacted {
+                    out = Cow::Owned(redacted);
+                }
             }
         }
         redact_patterns(&out)
     }
 }
 
+/// Scratch space of [`match_encoded`], kept across candidate positions so that
+/// they allocate nothing.
+#[derive(Default)]
+struct Frontier {
+    now: Vec<usize>,
+    next: Vec<usize>,
+}
+
 /// `line` with every occurrence of `secret` replaced, in whatever encoding it
-/// appears (see [`encoded_char_at`]).
-fn redact_value(line: &str, secret: &str) -> String {
-    let Some(first) = secret.chars().next() else { return line.to_owned() };
-    let mut out = String::with_capacity(line.len());
+/// appears (see [`encoded_char_at`]); `line` itself when there is none.
+fn redact_value<'a>(line: &'a str, secret: &str, frontier: &mut Frontier) -> Cow<'a, str> {
+    let Some(first) = secret.chars().next() else { return Cow::Borrowed(line) };
+    let mut out: Option<String> = None;
     let mut copied = 0;
     let mut at = 0;
     while at < line.len() {
         // Every encoding of a character starts with it, `\`, `%` or `+`.
         let b = line.as_bytes()[at];
         let candidate = line[at..].starts_with(first) || matches!(b, b'\\' | b'%' | b'+');
-        if candidate && let Some(end) = match_encoded(line, at, secret) {
+        if candidate && let Some(end) = match_encoded(line, at, secret, frontier) {
+            let out = out.get_or_insert_with(|| String::with_capacity(line.len()));
             out.push_str(&line[copied..at]);
             out.push_str("[redacted]");
             copied = end;
@@ -87,68 +104,126 @@ fn redact_value(line: &str, secret: &str) -> String {
         }
         at += line[at..].chars().next().map_or(1, char::len_utf8);
     }
-    out.push_str(&line[copied..]);
-    out
+    match out {
+        Some(mut out) => {
+            out.push_str(&line[copied..]);
+            Cow::Owned(out)
+        }
+        None => Cow::Borrowed(line),
+    }
 }
 
 /// Where `secret`, encoded character by character in any of the ways
-/// [`encoded_char_at`] knows, ends when it starts at `at` in `line`.
-fn match_encoded(line: &str, at: usize, secret: &str) -> Option<usize> {
-    let Some(c) = secret.chars().next() else { return Some(at) };
-    let rest = &secret[c.len_utf8()..];
-    // Longest encodings first; backtrack when the rest does not follow.
-    encoded_char_at(line, at, c).into_iter().rev().find_map(|end| match_encoded(line, end, rest))
+/// [`encoded_char_at`] knows, ends when it starts at `at` in `line`: the
+/// furthest end when several encodings fit.
+///
+/// Follows every way at once, as the set of positions the characters so far
+/// can end at (a secret of backslashes against a run of them has many), so
+/// that each character costs at most one step per position, whatever the line.
+fn match_encoded(line: &str, at: usize, secret: &str, frontier: &mut Frontier) -> Option<usize> {
+    let Frontier { now, next } = frontier;
+    now.clear();
+    now.push(at);
+    for c in secret.chars() {
+        next.clear();
+        for &from in now.iter() {
+            next.extend_from_slice(encoded_char_at(line, from, c).as_slice());
+        }
+        if next.is_empty() {
+            return None;
+        }
+        next.sort_unstable();
+        next.dedup();
+        std::mem::swap(now, next);
+    }
+    now.last().copied()
 }
 
-/// The ends of the encodings of `c` found at `at` in `line`, shortest first: the
-/// character itself; escaped once or twice as JSON or `Debug` escape it
-/// (`\"`, `\\\"`, `\n`, `\u0001`); percent-encoded, one `%XX` per UTF-8 byte in
-/// either case; `+` for a space.
-fn encoded_char_at(line: &str, at: usize, c: char) -> Vec<usize> {
-    let rest = &line[at..];
-    let mut ends = Vec::new();
-    if rest.starts_with(c) {
-        ends.push(at + c.len_utf8());
+/// The ends of the encodings of a character found at one place, in no order.
+struct Ends {
+    ends: [usize; 5],
+    len: usize,
+}
+
+impl Ends {
+    fn push(&mut self, end: usize) {
+        self.ends[self.len] = end;
+        self.len += 1;
     }
-    if c == ' ' && rest.starts_with('+') {
+
+    fn as_slice(&self) -> &[usize] {
+        &self.ends[..self.len]
+    }
+}
+
+/// `c` escaped once and twice as JSON or `Debug` escape it, when it is one of
+/// those with a short escape.
+fn named_escape(c: char) -> Option<(&'static str, &'static str)> {
+    // Escaping again doubles every backslash and escapes the quote.
+    match c {
+        '"' => Some((r#"\""#, r#"\\\""#)),
+        '\\' => Some((r"\\", r"\\\\")),
+        '\n' => Some((r"\n", r"\\n")),
+        '\r' => Some((r"\r", r"\\r")),
+        '\t' => Some((r"\t", r"\\t")),
+        _ => None,
+    }
+}
+
+/// Whether `rest` starts with `form`, ASCII letters in either case.
+fn starts_with_ignore_case(rest: &[u8], form: &[u8]) -> bool {
+    rest.len() >= form.len() && rest[..form.len()].eq_ignore_ascii_case(form)
+}
+
+/// The value of an ASCII hex digit.
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+/// The ends of the encodings of `c` found at `at` in `line`: the character
+/// itself; escaped once or twice as JSON or `Debug` escape it (`\"`, `\\\"`,
+/// `\n`, `\u0001`); percent-encoded, one `%XX` per UTF-8 byte in either case;
+/// `+` for a space.
+fn encoded_char_at(line: &str, at: usize, c: char) -> Ends {
+    let rest = &line.as_bytes()[at..];
+    let mut ends = Ends { ends: [0; 5], len: 0 };
+    let mut bytes = [0; 4];
+    let utf8 = c.encode_utf8(&mut bytes).as_bytes();
+    if rest.starts_with(utf8) {
+        ends.push(at + utf8.len());
+    }
+    if c == ' ' && rest.starts_with(b"+") {
         ends.push(at + 1);
     }
-    let escaped: Option<String> = match c {
-        '"' => Some("\\\"".into()),
-        '\\' => Some("\\\\".into()),
-        '\n' => Some("\\n".into()),
-        '\r' => Some("\\r".into()),
-        '\t' => Some("\\t".into()),
-        c if c.is_control() => Some(format!("\\u{:04x}", c as u32)),
-        _ => None,
-    };
-    if let Some(once) = escaped {
-        // Escaping again doubles every backslash and escapes the quote.
-        let twice = once.replace('\\', "\\\\").replace('"', "\\\"");
+    if let Some((once, twice)) = named_escape(c) {
         for form in [once, twice] {
-            if rest.len() >= form.len()
-                && rest.as_bytes()[..form.len()].eq_ignore_ascii_case(form.as_bytes())
-            {
+            if starts_with_ignore_case(rest, form.as_bytes()) {
+                ends.push(at + form.len());
+            }
+        }
+    } else if c.is_control() {
+        // `\u0001`, and escaped again `\\u0001`.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let code = c as u32;
+        let mut twice = *br"\\u0000";
+        for (i, shift) in [12, 8, 4, 0].into_iter().enumerate() {
+            twice[3 + i] = HEX[((code >> shift) & 0xf) as usize];
+        }
+        for form in [&twice[1..], &twice[..]] {
+            if starts_with_ignore_case(rest, form) {
                 ends.push(at + form.len());
             }
         }
     }
-    let mut bytes = [0; 4];
-    let utf8 = c.encode_utf8(&mut bytes).as_bytes();
     let percent = 3 * utf8.len();
     if rest.len() >= percent
-        && utf8.iter().enumerate().all(|(i, b)| {
-            let hex = &rest.as_bytes()[3 * i..3 * i + 3];
+        && utf8.iter().zip(rest.chunks_exact(3)).all(|(b, hex)| {
             hex[0] == b'%'
-                && hex[1..].iter().all(u8::is_ascii_hexdigit)
-                && std::str::from_utf8(&hex[1..]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
-                    == Some(*b)
+                && hex_value(hex[1]).zip(hex_value(hex[2])).map(|(hi, lo)| hi << 4 | lo) == Some(*b)
         })
     {
         ends.push(at + percent);
     }
-    ends.sort_unstable();
-    ends.dedup();
     ends
 }
 
@@ -381,14 +456,26 @@ mod tests {
 
     /// Percent-encodes everything but unreserved characters, as URLs carry values.
     fn percent(text: &str) -> String {
-        text.bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
+        const UNRESERVED: &percent_encoding::AsciiSet =
+            &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+        percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
+    }
+
+    #[test]
+    fn a_secret_of_backslashes_against_a_long_run_of_them_is_matched_without_backtracking() {
+        // Each backslash of the secret matches the run as `\`, `\\` or `\\\\`
+        // from any place: trying the ways one by one would never end.
+        let secret = format!("{}x", "\\".repeat(25));
+        let secrets = Secrets::default();
+        secrets.add(&secret);
+        let run = "\\".repeat(2000);
+        assert_eq!(secrets.redact(&run), run, "no occurrence");
+        assert_eq!(
+            secrets.redact(&format!("{run} and {secret} end")),
+            format!("{run} and [redacted] end")
+        );
+        // Escaped twice at the end of the run: the furthest encoding goes whole.
+        assert_eq!(secrets.redact(&format!("{run}x")), format!("{}[redacted]", "\\".repeat(1900)));
     }
 
     #[test]

@@ -96,6 +96,10 @@ fn sequence_of(path: &Path) -> Option<u64> {
     path.file_name()?.to_str()?.split('-').next()?.parse::<u64>().ok()
 }
 
+fn has_extension(path: &Path, extension: &str) -> bool {
+    path.extension().is_some_and(|e| e == extension)
+}
+
 fn fnv(text: &str) -> u32 {
     text.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
@@ -108,18 +112,22 @@ impl State {
         }
         let state = State { dir: dir.to_path_buf(), sequence: AtomicU64::new(0) };
         // Continue the outbox sequence after what is already there.
-        let mut files = state.files_with("outbox", "json")?;
-        files.extend(state.files_with("outbox", FINAL)?);
-        let last = files.iter().filter_map(|p| sequence_of(p)).max();
+        let (finals, others): (Vec<PathBuf>, Vec<PathBuf>) = state
+            .files_in("outbox")?
+            .into_iter()
+            .filter(|p| has_extension(p, "json") || has_extension(p, FINAL))
+            .partition(|p| has_extension(p, FINAL));
+        let last = finals.iter().chain(&others).filter_map(|p| sequence_of(p)).max();
         state.sequence.store(last.map_or(0, |l| l + 1), Ordering::SeqCst);
-        state.complete_finals()?;
+        state.complete_finals(finals)?;
         Ok(state)
     }
 
     /// Completes final statuses a stop interrupted between their commit and
-    /// their release to the sender (see [`State::enqueue`]).
-    fn complete_finals(&self) -> std::io::Result<()> {
-        for path in self.files_with("outbox", FINAL)? {
+    /// their release to the sender (see [`State::enqueue`]): `finals`, the
+    /// staged entries of the outbox, in order.
+    fn complete_finals(&self, finals: Vec<PathBuf>) -> std::io::Result<()> {
+        for path in finals {
             match std::fs::read(&path).map(|b| serde_json::from_slice::<Outgoing>(&b)) {
                 Ok(Ok(update)) => {
                     self.finish(&update.task_id)?;
@@ -259,17 +267,20 @@ impl State {
         self.release(&staged)
     }
 
-    fn files_with(&self, sub: &str, extension: &str) -> std::io::Result<Vec<PathBuf>> {
+    /// The files of `sub`, sorted.
+    fn files_in(&self, sub: &str) -> std::io::Result<Vec<PathBuf>> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.join(sub))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == extension))
             .collect();
         files.sort();
         Ok(files)
     }
 
+    /// The updates released to the sender, in order.
     fn outbox_files(&self) -> std::io::Result<Vec<PathBuf>> {
-        self.files_with("outbox", "json")
+        let mut files = self.files_in("outbox")?;
+        files.retain(|p| has_extension(p, "json"));
+        Ok(files)
     }
 
     /// The oldest update waiting, if any.

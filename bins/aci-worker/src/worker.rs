@@ -153,14 +153,10 @@ fn follow_link(
     readiness: Option<Readiness>,
 ) {
     tokio::spawn(async move {
-        let mut counted = 0;
         loop {
             let now = *link.borrow_and_update();
-            if now.reconnects > counted {
-                metrics::counter!("aci_worker_broker_reconnects_total", "connection" => connection)
-                    .increment(now.reconnects - counted);
-                counted = now.reconnects;
-            }
+            metrics::counter!("aci_worker_broker_reconnects_total", "connection" => connection)
+                .absolute(now.reconnects);
             metrics::gauge!("aci_worker_broker_connected", "connection" => connection)
                 .set(if now.connected { 1.0 } else { 0.0 });
             if let Some(readiness) = &readiness {
@@ -283,9 +279,27 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
                     tracing::error!(error = %e, "a task run panicked");
                 }
             }
-            permit = permits.clone().acquire_owned(), if !pending.is_empty() => {
-                let record = pending.pop_front().expect("not empty");
-                tasks.spawn(run_task(ctx.clone(), record, permit.expect("never closed"), kill_rx.clone()));
+            // A free place: for the next resumed task, or else the next delivery.
+            permit = permits.clone().acquire_owned(), if !pending.is_empty() || consumer.is_some() => {
+                let permit = permit.expect("never closed");
+                if let Some(record) = pending.pop_front() {
+                    tasks.spawn(run_task(ctx.clone(), record, permit, kill_rx.clone()));
+                    continue;
+                }
+                let consumer = consumer.as_mut().expect("connected");
+                let delivery = tokio::select! {
+                    _ = signals.recv() => break,
+                    delivery = consumer.next() => delivery,
+                };
+                // This task takes the last free place: stop the flow before it is
+                // acknowledged, which would let the broker send the next one here.
+                // The next call to `next` resumes.
+                if permits.available_permits() == 0 {
+                    consumer.pause().await;
+                }
+                if let Some(record) = take(&state, delivery).await {
+                    tasks.spawn(run_task(ctx.clone(), record, permit, kill_rx.clone()));
+                }
             }
             connected = &mut connect, if consumer.is_none() => {
                 let mut connected = connected;
@@ -305,23 +319,6 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
                     None => std::future::pending().await,
                 }
             }, if link.is_some() => {}
-            permit = permits.clone().acquire_owned(), if consumer.is_some() && pending.is_empty() => {
-                let permit = permit.expect("never closed");
-                let consumer = consumer.as_mut().expect("connected");
-                let delivery = tokio::select! {
-                    _ = signals.recv() => break,
-                    delivery = consumer.next() => delivery,
-                };
-                // This task takes the last free place: stop the flow before it is
-                // acknowledged, which would let the broker send the next one here.
-                // The next call to `next` resumes.
-                if permits.available_permits() == 0 {
-                    consumer.pause().await;
-                }
-                if let Some(record) = take(&state, delivery).await {
-                    tasks.spawn(run_task(ctx.clone(), record, permit, kill_rx.clone()));
-                }
-            }
             // Busy and paused when the connection went: connect again without
             // consuming, so that the worker is ready again before it has room.
             // (`select!` builds the futures of disabled branches too: lazily here.)
@@ -395,34 +392,76 @@ pub async fn serve(config: Config, secrets: Secrets, readiness: Readiness) -> Re
 /// A resumed task that never started before the shutdown: handed back or
 /// reported failed per `ON_SHUTDOWN`, as a run stopped by the grace period is.
 async fn stop_unstarted(ctx: Arc<Shared>, record: TaskRecord) {
-    let task = message_of(&record);
-    let Some((job_id, args)) = compute_worker_run_args(&task) else {
-        let _ = ctx.state.finish(&record.id);
-        return;
-    };
-    let span = tracing::info_span!("task", task_id = %record.id, job_id = %job_id);
-    async {
-        match ctx.config.on_shutdown {
-            OnShutdown::Requeue => {
-                hand_back(&ctx, &record).await;
-            }
-            OnShutdown::Fail => {
-                let secret = args.get("secret").and_then(Value::as_str).unwrap_or("").to_owned();
-                let sink = OutboxSink {
-                    state: ctx.state.clone(),
-                    notify: ctx.outbox.clone(),
-                    task_id: record.id.clone(),
-                    job_id: job_id.clone(),
-                    secret,
-                };
-                let traceback =
-                    "The compute worker shut down before the submission could start again.";
-                fail(&ctx, &record, &sink, traceback.into()).await;
-            }
-        }
+    let Some(setup) = set_up(&ctx, &record) else { return };
+    let traceback = "The compute worker shut down before the submission could start again.";
+    stop(&ctx, &record, &setup.sink, traceback).instrument(setup.span.clone()).await;
+}
+
+/// What a run of a recorded task, or its stop, works with. Its secret is
+/// redacted from every line until this is dropped.
+struct Setup {
+    args: serde_json::Map<String, Value>,
+    predict: bool,
+    step: &'static str,
+    backend: &'static str,
+    span: tracing::Span,
+    sink: OutboxSink,
+    _secret: Redacted,
+}
+
+/// A secret registered with [`Secrets`], removed again when dropped.
+struct Redacted {
+    secrets: Secrets,
+    secret: String,
+}
+
+impl Drop for Redacted {
+    fn drop(&mut self) {
+        self.secrets.remove(&self.secret);
     }
-    .instrument(span)
-    .await;
+}
+
+/// Reads a recorded task's arguments, registers its secret and prepares its
+/// span and status sink; `None`, and the task ended, when it has no arguments.
+fn set_up(ctx: &Shared, record: &TaskRecord) -> Option<Setup> {
+    let task = message_of(record);
+    let Some((job_id, args)) = compute_worker_run_args(&task) else {
+        tracing::error!(task_id = %record.id, "recorded task has no arguments; dropped");
+        let _ = ctx.state.finish(&record.id);
+        return None;
+    };
+    let predict = args.get("predict").and_then(Value::as_bool).unwrap_or(false);
+    let step = if predict { "predict" } else { "score" };
+    let (_, backend) = ctx.backends.for_step(predict);
+    let submission = args.get("submission_id").map(|v| v.to_string()).unwrap_or_default();
+    let span = tracing::info_span!("task", task_id = %record.id, job_id = %job_id, submission = %submission, step, backend);
+    let secret = args.get("secret").and_then(Value::as_str).unwrap_or("").to_owned();
+    ctx.secrets.add(&secret);
+    let sink = OutboxSink {
+        state: ctx.state.clone(),
+        notify: ctx.outbox.clone(),
+        task_id: record.id.clone(),
+        job_id: job_id.clone(),
+        secret: secret.clone(),
+    };
+    Some(Setup {
+        args: args.clone(),
+        predict,
+        step,
+        backend,
+        span,
+        sink,
+        _secret: Redacted { secrets: ctx.secrets.clone(), secret },
+    })
+}
+
+/// A task stopped by the shutdown (`traceback` says when): handed back or
+/// reported failed per `ON_SHUTDOWN`.
+async fn stop(ctx: &Shared, record: &TaskRecord, sink: &OutboxSink, traceback: &str) -> Ended {
+    match ctx.config.on_shutdown {
+        OnShutdown::Requeue => hand_back(ctx, record, &sink.secret).await,
+        OnShutdown::Fail => fail(ctx, record, sink, traceback.into()).await,
+    }
 }
 
 /// Removes this worker's ACI groups and shares older than `age`. The backend
@@ -487,66 +526,45 @@ async fn run_task(
     mut kill: watch::Receiver<bool>,
 ) {
     let _permit = permit;
-    let task = message_of(&record);
-    let Some((job_id, args)) = compute_worker_run_args(&task) else {
-        tracing::error!(task_id = %record.id, "recorded task has no arguments; dropped");
-        let _ = ctx.state.finish(&record.id);
-        return;
-    };
-    let job_id = job_id.clone();
-    let args = args.clone();
-    let predict = args.get("predict").and_then(Value::as_bool).unwrap_or(false);
-    let step = if predict { "predict" } else { "score" };
-    let (runner, backend) = ctx.backends.for_step(predict);
-    let submission = args.get("submission_id").map(|v| v.to_string()).unwrap_or_default();
-    let span = tracing::info_span!("task", task_id = %record.id, job_id = %job_id, submission = %submission, step, backend);
+    let Some(setup) = set_up(&ctx, &record) else { return };
+    let Setup { args, predict, step, backend, ref sink, .. } = setup;
+    let (runner, _) = ctx.backends.for_step(predict);
     async {
-        let secret = args.get("secret").and_then(Value::as_str).unwrap_or("").to_owned();
-        ctx.secrets.add(&secret);
         record.starts += 1;
         if record.starts > 1 {
             tracing::info!(starts = record.starts, "running a task again after a restart");
         }
         let _ = ctx.state.update(&record);
-        let sink = OutboxSink {
-            state: ctx.state.clone(),
-            notify: ctx.outbox.clone(),
-            task_id: record.id.clone(),
-            job_id: job_id.clone(),
-            secret: secret.clone(),
-        };
         metrics::gauge!("aci_worker_tasks_in_flight").increment(1.0);
         let started = Instant::now();
         tracing::info!("task started");
         let result = tokio::select! {
-            result = runner.run(&record.id, &args, &sink) => Some(result),
+            result = runner.run(&record.id, &args, sink) => Some(result),
             _ = killed(&mut kill) => None,
         };
         let ended = match result {
             Some(Ok(report)) => {
                 // Already done when the final status went to the outbox; this
                 // covers a final status the sink could not write.
-                let _ = ctx.state.finish(&record.id);
+                if !ctx.state.is_done(&record.id) {
+                    let _ = ctx.state.finish(&record.id);
+                }
                 tracing::info!(status = report.status.as_str(), timed_out = report.timed_out, "task ended");
                 if report.status == Status::Finished { Ended::Finished } else { Ended::Failed }
             }
-            Some(Err(retry)) => retry_later(&ctx, &mut record, &sink, &*retry.0, &mut kill).await,
+            Some(Err(retry)) => retry_later(&ctx, &mut record, sink, &*retry.0, &mut kill).await,
             // The run future is dropped: backends remove its containers.
-            None => match ctx.config.on_shutdown {
-                OnShutdown::Requeue => hand_back(&ctx, &record).await,
-                OnShutdown::Fail => {
-                    let traceback = "The compute worker shut down before the submission finished.";
-                    fail(&ctx, &record, &sink, traceback.into()).await
-                }
-            },
+            None => {
+                let traceback = "The compute worker shut down before the submission finished.";
+                stop(&ctx, &record, sink, traceback).await
+            }
         };
         metrics::gauge!("aci_worker_tasks_in_flight").decrement(1.0);
         metrics::counter!("aci_worker_tasks_total", "step" => step, "backend" => backend, "outcome" => ended.as_str()).increment(1);
         metrics::histogram!("aci_worker_task_duration_seconds", "step" => step, "backend" => backend)
             .record(started.elapsed().as_secs_f64());
-        ctx.secrets.remove(&secret);
     }
-    .instrument(span)
+    .instrument(setup.span.clone())
     .await;
 }
 
@@ -566,10 +584,11 @@ async fn fail(ctx: &Shared, record: &TaskRecord, sink: &OutboxSink, traceback: S
         metadata: Default::default(),
         traceback: Some(traceback),
     };
+    // Written, the final status ended the task; otherwise end it here.
     if let Err(e) = sink.send(update).await {
         tracing::error!(error = %e, "the final status could not be written");
+        let _ = ctx.state.finish(&record.id);
     }
-    let _ = ctx.state.finish(&record.id);
     Ended::Failed
 }
 
@@ -603,7 +622,7 @@ async fn retry_later(
         // Shutting down: no point in waiting; the task goes back at once.
         _ = killed(kill) => {}
     }
-    hand_back(ctx, record).await
+    hand_back(ctx, record, &sink.secret).await
 }
 
 /// The pause before handing a task back after its `retries`-th retry: `base`,
@@ -617,9 +636,10 @@ fn retry_delay(base: Duration, retries: u32) -> Duration {
     delay
 }
 
-/// Publishes the task again for some worker; on failure the record stays, and the
-/// task resumes at the next start.
-async fn hand_back(ctx: &Shared, record: &TaskRecord) -> Ended {
+/// Publishes the task again for some worker (`secret` elided from its
+/// `argsrepr`); on failure the record stays, and the task resumes at the next
+/// start.
+async fn hand_back(ctx: &Shared, record: &TaskRecord, secret: &str) -> Ended {
     if ctx.state.is_done(&record.id) {
         // Its final status is in the outbox already: it must not run again.
         return Ended::Kept;
@@ -633,10 +653,7 @@ async fn hand_back(ctx: &Shared, record: &TaskRecord) -> Ended {
         return Ended::Kept;
     }
     let task = message_of(record);
-    let secret = compute_worker_run_args(&task)
-        .and_then(|(_, args)| args.get("secret").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default();
-    match ctx.requeue.publish(&task, &[&secret]).await {
+    match ctx.requeue.publish(&task, &[secret]).await {
         Ok(()) => {
             let _ = ctx.state.forget(&record.id);
             Ended::Requeued

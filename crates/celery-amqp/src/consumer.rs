@@ -129,7 +129,7 @@ struct Session {
     channel: Channel,
     /// `None` while paused.
     consumer: Option<lapin::Consumer>,
-    /// Marks the link down when the connection goes, until dropped.
+    /// Marks the link down when the connection goes, or when dropped.
     _watcher: Watcher,
 }
 
@@ -184,10 +184,10 @@ impl TaskConsumer {
         self.reconnect(consuming).await;
     }
 
-    /// Forgets the session (its connection is gone or unusable).
+    /// Forgets the session (its connection is gone or unusable), which marks
+    /// the link down.
     fn lose(&mut self) {
         self.session = None;
-        self.link.down();
     }
 
     /// The next accepted task. Waits across connection losses; bad messages are
@@ -260,9 +260,10 @@ impl TaskConsumer {
 
     /// Closes the connection. Unacknowledged deliveries go back to the queue.
     pub async fn close(mut self) {
-        self.link.down();
-        if let Some(session) = self.session.take() {
-            let _ = session.connection.close(200, "worker stopping".into()).await;
+        if let Some(Session { connection, _watcher: watcher, .. }) = self.session.take() {
+            // Down at once, not when the broker has confirmed.
+            drop(watcher);
+            let _ = connection.close(200, "worker stopping".into()).await;
         }
     }
 

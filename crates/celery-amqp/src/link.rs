@@ -41,7 +41,7 @@ impl LinkTx {
     }
 
     /// A new connection is up (a reconnect unless it is the first one); it is
-    /// watched until the returned guard is dropped.
+    /// watched until the returned guard is dropped, which marks it down.
     pub(crate) fn up(&self, connection: &Connection) -> Watcher {
         let mut session = 0;
         self.0.send_modify(|link| {
@@ -66,24 +66,20 @@ impl LinkTx {
                     None => tokio::time::sleep(Duration::from_secs(1)).await,
                 }
                 if !status.connected() {
-                    down(&tx, Some(session));
+                    down(&tx, session);
                     return;
                 }
             }
         });
-        Watcher(task.abort_handle())
-    }
-
-    /// The current connection is gone.
-    pub(crate) fn down(&self) {
-        down(&self.0, None);
+        Watcher { task: task.abort_handle(), tx: self.0.clone(), session }
     }
 }
 
-fn down(tx: &watch::Sender<Link>, session: Option<u64>) {
+/// Marks the link down, when it still stands for connection `session` (a later
+/// one may be up already).
+fn down(tx: &watch::Sender<Link>, session: u64) {
     tx.send_if_modified(|link| {
-        let current = session.is_none_or(|s| s == link.session);
-        let changed = current && link.connected;
+        let changed = link.session == session && link.connected;
         if changed {
             link.connected = false;
         }
@@ -91,12 +87,18 @@ fn down(tx: &watch::Sender<Link>, session: Option<u64>) {
     });
 }
 
-/// Stops watching a connection when dropped.
+/// Watches one connection; dropped (its session forgotten), stops watching and
+/// marks the link down, unless a later connection is up already.
 #[derive(Debug)]
-pub(crate) struct Watcher(tokio::task::AbortHandle);
+pub(crate) struct Watcher {
+    task: tokio::task::AbortHandle,
+    tx: watch::Sender<Link>,
+    session: u64,
+}
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
+        down(&self.tx, self.session);
     }
 }

@@ -67,7 +67,7 @@ pub struct Publisher {
 struct Session {
     connection: Connection,
     channel: Channel,
-    /// Marks the link down when the connection goes, until dropped.
+    /// Marks the link down when the connection goes, or when dropped.
     _watcher: Watcher,
 }
 
@@ -124,9 +124,10 @@ impl Publisher {
     /// Closes the connection.
     pub async fn close(&self) {
         let session = self.session.lock().await.take();
-        self.link.down();
-        if let Some(session) = session {
-            let _ = session.connection.close(200, "worker stopping".into()).await;
+        if let Some(Session { connection, _watcher: watcher, .. }) = session {
+            // Down at once, not when the broker has confirmed.
+            drop(watcher);
+            let _ = connection.close(200, "worker stopping".into()).await;
         }
     }
 
@@ -136,9 +137,8 @@ impl Publisher {
             .as_ref()
             .is_some_and(|s| s.connection.status().connected() && s.channel.status().connected());
         if !usable {
-            if session.take().is_some() {
-                self.link.down();
-            }
+            // Dropping the old session marks the link down.
+            *session = None;
             *session = Some(self.open().await?);
         }
         let channel = &session.as_ref().expect("session was just opened").channel;
@@ -177,12 +177,10 @@ impl Publisher {
             Err(e) if matches!(reply_code(&e), Some(403 | 404)) => {
                 // The channel is closed by the refusal: start afresh next time.
                 *session = None;
-                self.link.down();
                 Err(refused(&e))
             }
             Err(e) => {
                 *session = None;
-                self.link.down();
                 Err(Error::Broker { operation: "publish", source: e })
             }
         }
